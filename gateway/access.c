@@ -1,0 +1,472 @@
+/* access: Cf-Access-Jwt-Assertion verification and cache.  See access.h. */
+#include "access.h"
+
+#include <pthread.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+#include <jwt.h>
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+
+#include "metrics.h"
+
+#define CACHE_WAYS		4		/* entries per set; evict the soonest to expire */
+#define ACCESS_MAX_LEEWAY	(7LL * 86400)	/* bounds exp + leeway arithmetic */
+
+struct cache_entry {
+	unsigned char		hash[32];	/* SHA-256 of the whole token */
+	uint64_t		conf_fp;	/* issuer, audiences, leeway it was checked against */
+	unsigned long		generation;	/* keyset it was verified with */
+	long long		valid_until;	/* exp + leeway */
+	int			used;
+	struct access_identity	id;
+};
+
+struct cache_set {
+	pthread_mutex_t		mu;
+	struct cache_entry	e[CACHE_WAYS];
+};
+
+struct access {
+	size_t			 nsets;
+	struct cache_set	*sets;
+};
+
+/* What a lookup or insert is keyed on. */
+struct cache_key {
+	unsigned char	hash[32];
+	uint64_t	conf_fp;
+	unsigned long	generation;
+};
+
+/* The three segments of a compact JWS, as views into the token. */
+struct jws {
+	const char	*seg[3];
+	size_t		 len[3];
+};
+
+struct access *
+access_new(size_t cache_entries)
+{
+	struct access *a = calloc(1, sizeof(*a));
+
+	if (a == NULL)
+		return NULL;
+	a->nsets = (cache_entries + CACHE_WAYS - 1) / CACHE_WAYS;
+	if (a->nsets > 0 && (a->sets = calloc(a->nsets, sizeof(*a->sets))) == NULL) {
+		free(a);
+		return NULL;
+	}
+	for (size_t i = 0; i < a->nsets; i++)
+		pthread_mutex_init(&a->sets[i].mu, NULL);
+	return a;
+}
+
+void
+access_free(struct access *a)
+{
+	if (a == NULL)
+		return;
+	for (size_t i = 0; i < a->nsets; i++)
+		pthread_mutex_destroy(&a->sets[i].mu);
+	free(a->sets);
+	free(a);
+}
+
+int
+access_status(enum access_result r)
+{
+	switch (r) {
+	case ACCESS_OK:
+		return 0;
+	case ACCESS_NO_TOKEN:
+		return 401;
+	case ACCESS_NO_KEYS:
+		return 503;
+	default:
+		return 403;
+	}
+}
+
+static long long
+leeway_of(const struct access_conf *conf)
+{
+	return conf->leeway_s > (uint64_t)ACCESS_MAX_LEEWAY ?
+	    ACCESS_MAX_LEEWAY : (long long)conf->leeway_s;
+}
+
+static uint64_t
+fnv1a(uint64_t h, const void *p, size_t n)
+{
+	const unsigned char *b = p;
+
+	for (size_t i = 0; i < n; i++)
+		h = (h ^ b[i]) * 0x100000001b3ULL;
+	return h;
+}
+
+/* Fingerprint of everything a cached verdict depends on besides the keys, so
+ * a reload that changes issuer, audiences or leeway misses the old entries. */
+static uint64_t
+conf_fingerprint(const struct access_conf *conf)
+{
+	uint64_t h = 0xcbf29ce484222325ULL;
+	long long leeway = leeway_of(conf);
+
+	h = fnv1a(h, conf->issuer, strlen(conf->issuer) + 1);
+	for (size_t i = 0; i < conf->audiences.n; i++)
+		h = fnv1a(h, conf->audiences.v[i], strlen(conf->audiences.v[i]) + 1);
+	return fnv1a(h, &leeway, sizeof(leeway));
+}
+
+static int
+cache_key_init(struct cache_key *k, const struct access_conf *conf,
+    const struct keyset *ks, const char *token, size_t len)
+{
+	k->conf_fp = conf_fingerprint(conf);
+	k->generation = keyset_generation(ks);
+	return EVP_Digest(token, len, k->hash, NULL, EVP_sha256(), NULL) == 1;
+}
+
+static struct cache_set *
+cache_set_of(struct access *a, const struct cache_key *k)
+{
+	uint64_t h;
+
+	memcpy(&h, k->hash, sizeof(h));
+	return &a->sets[h % a->nsets];
+}
+
+static int
+entry_matches(const struct cache_entry *e, const struct cache_key *k)
+{
+	return e->used && e->generation == k->generation &&
+	    e->conf_fp == k->conf_fp &&
+	    CRYPTO_memcmp(e->hash, k->hash, sizeof(k->hash)) == 0;
+}
+
+static int
+cache_lookup(struct access *a, const struct cache_key *k, time_t now,
+    struct access_identity *id)
+{
+	struct cache_set *set;
+	int hit = 0;
+
+	if (a->nsets == 0)
+		return 0;
+	set = cache_set_of(a, k);
+	pthread_mutex_lock(&set->mu);
+	for (size_t i = 0; i < CACHE_WAYS && !hit; i++)
+		if (entry_matches(&set->e[i], k) && now <= set->e[i].valid_until) {
+			*id = set->e[i].id;
+			hit = 1;
+		}
+	pthread_mutex_unlock(&set->mu);
+	return hit;
+}
+
+/* The way to overwrite: the same token, else a free or stale one, else the
+ * entry closest to expiry. */
+static struct cache_entry *
+cache_victim(struct cache_set *set, const struct cache_key *k, time_t now)
+{
+	struct cache_entry *v = &set->e[0];
+
+	for (size_t i = 0; i < CACHE_WAYS; i++) {
+		struct cache_entry *e = &set->e[i];
+
+		if (!e->used || entry_matches(e, k) || e->generation != k->generation ||
+		    e->conf_fp != k->conf_fp || e->valid_until < now)
+			return e;
+		if (e->valid_until < v->valid_until)
+			v = e;
+	}
+	return v;
+}
+
+static void
+cache_insert(struct access *a, const struct cache_key *k, time_t now,
+    long long valid_until, const struct access_identity *id)
+{
+	struct cache_set *set;
+	struct cache_entry *e;
+
+	if (a->nsets == 0)
+		return;
+	set = cache_set_of(a, k);
+	pthread_mutex_lock(&set->mu);
+	e = cache_victim(set, k, now);
+	memcpy(e->hash, k->hash, sizeof(e->hash));
+	e->conf_fp = k->conf_fp;
+	e->generation = k->generation;
+	e->valid_until = valid_until;
+	e->id = *id;
+	e->used = 1;
+	pthread_mutex_unlock(&set->mu);
+}
+
+/* Splits header.payload.signature.  An empty signature is left for
+ * jwt_decode to refuse, so that alg "none" is reported as "alg". */
+static int
+jws_split(const char *token, size_t len, struct jws *j)
+{
+	const char *p = token, *end = token + len, *dot;
+
+	for (int i = 0; i < 3; i++) {
+		dot = memchr(p, '.', (size_t)(end - p));
+		if ((dot == NULL) != (i == 2))
+			return -1;
+		j->seg[i] = p;
+		j->len[i] = (size_t)((dot != NULL ? dot : end) - p);
+		if (j->len[i] == 0 && i < 2)
+			return -1;
+		if (dot != NULL)
+			p = dot + 1;
+	}
+	return 0;
+}
+
+/* Base64url-decodes one segment and parses it as a JSON object. */
+static json_t *
+segment_json(const char *seg, size_t len)
+{
+	unsigned char buf[ACCESS_MAX_TOKEN];
+	json_t *v;
+	long n;
+
+	if ((n = keyset_b64url_decode(seg, len, buf, sizeof(buf))) < 0)
+		return NULL;
+	v = json_loadb((const char *)buf, (size_t)n, JSON_REJECT_DUPLICATES, NULL);
+	if (v != NULL && !json_is_object(v)) {
+		json_decref(v);
+		v = NULL;
+	}
+	return v;
+}
+
+/* Copies a string member into dst; 0 when absent or empty, -1 when not a
+ * string or too long. */
+static int
+copy_member(json_t *obj, const char *name, char *dst, size_t dstsz)
+{
+	json_t *v = json_object_get(obj, name);
+	size_t n;
+
+	dst[0] = '\0';
+	if (v == NULL)
+		return 0;
+	if (!json_is_string(v) || (n = json_string_length(v)) >= dstsz ||
+	    strlen(json_string_value(v)) != n)
+		return -1;
+	memcpy(dst, json_string_value(v), n + 1);
+	return n > 0;
+}
+
+/* Reads the JOSE header: alg must be exactly RS256 (libjwt would otherwise
+ * take HS256 keyed with the public PEM, or alg none) and kid a short string. */
+static const char *
+check_header(const struct jws *j, char *kid, size_t kidsz)
+{
+	json_t *hdr = segment_json(j->seg[0], j->len[0]);
+	json_t *alg;
+	const char *why = NULL;
+
+	if (hdr == NULL)
+		return "malformed";
+	alg = json_object_get(hdr, "alg");
+	if (!json_is_string(alg) || strcmp(json_string_value(alg), "RS256") != 0)
+		why = "alg";
+	else if (copy_member(hdr, "kid", kid, kidsz) <= 0)
+		why = "malformed";
+	json_decref(hdr);
+	return why;
+}
+
+static int
+aud_matches(const struct access_conf *conf, json_t *aud)
+{
+	for (size_t i = 0; i < conf->audiences.n; i++)
+		if (strcmp(json_string_value(aud), conf->audiences.v[i]) == 0)
+			return 1;
+	return 0;
+}
+
+static int
+check_audience(const struct access_conf *conf, json_t *claims)
+{
+	json_t *aud = json_object_get(claims, "aud"), *v;
+	size_t i;
+
+	if (json_is_string(aud))
+		return aud_matches(conf, aud);
+	if (!json_is_array(aud))
+		return 0;
+	json_array_foreach(aud, i, v)
+		if (json_is_string(v) && aud_matches(conf, v))
+			return 1;
+	return 0;
+}
+
+/* Integer claim: 0 ok (*out set), 1 absent, -1 not an integer. */
+static int
+int_claim(json_t *claims, const char *name, long long *out)
+{
+	json_t *v = json_object_get(claims, name);
+
+	if (v == NULL)
+		return 1;
+	if (!json_is_integer(v))
+		return -1;
+	*out = json_integer_value(v);
+	return 0;
+}
+
+/* exp required; nbf and iat honoured when present; all with leeway. */
+static const char *
+check_times(json_t *claims, long long now, long long leeway, long long *exp)
+{
+	static const char *const not_before[] = { "nbf", "iat" };
+	long long t;
+	int r;
+
+	if (int_claim(claims, "exp", exp) != 0)
+		return "malformed";
+	if (*exp < now - leeway)
+		return "expired";
+	for (size_t i = 0; i < 2; i++) {
+		if ((r = int_claim(claims, not_before[i], &t)) < 0)
+			return "malformed";
+		if (r == 0 && t > now + leeway)
+			return "not yet valid";
+	}
+	return NULL;
+}
+
+/* Identity: common_name for service tokens, email for people. */
+static const char *
+check_identity(json_t *claims, struct access_identity *id)
+{
+	int cn = copy_member(claims, "common_name", id->common_name,
+	    sizeof(id->common_name));
+	int email = copy_member(claims, "email", id->email, sizeof(id->email));
+
+	if (cn < 0 || email < 0)
+		return "malformed";
+	if (cn > 0)
+		id->email[0] = '\0';
+	else if (email == 0)
+		return "no identity";
+	return NULL;
+}
+
+static const char *
+check_claims(const struct access_conf *conf, const struct jws *j, time_t now,
+    struct access_identity *id)
+{
+	json_t *claims = segment_json(j->seg[1], j->len[1]), *iss;
+	const char *why = NULL;
+	long long exp;
+
+	if (claims == NULL)
+		return "malformed";
+	iss = json_object_get(claims, "iss");
+	if (!json_is_string(iss) || strcmp(json_string_value(iss), conf->issuer) != 0)
+		why = "issuer";
+	else if (!check_audience(conf, claims))
+		why = "audience";
+	else if ((why = check_times(claims, (long long)now, leeway_of(conf), &exp)) == NULL &&
+	    (why = check_identity(claims, id)) == NULL)
+		id->exp = exp > (long long)INT64_MAX - ACCESS_MAX_LEEWAY ?
+		    (time_t)(INT64_MAX - ACCESS_MAX_LEEWAY) : (time_t)exp;
+	json_decref(claims);
+	return why;
+}
+
+/* libjwt checks the signature only; everything else is ours. */
+static enum access_result
+verify_full(const struct access_conf *conf, struct keyset *ks, const char *token,
+    size_t len, time_t now, struct access_identity *id, const char **reason)
+{
+	struct jws j;
+	const char *pem;
+	size_t pem_len;
+	jwt_t *jwt = NULL;
+	int bad;
+
+	memset(id, 0, sizeof(*id));
+	if (jws_split(token, len, &j) < 0) {
+		*reason = "malformed";
+		return ACCESS_DENIED;
+	}
+	if ((*reason = check_header(&j, id->kid, sizeof(id->kid))) != NULL)
+		return ACCESS_DENIED;
+	if ((pem = keyset_pem(ks, id->kid, &pem_len)) == NULL) {
+		*reason = "unknown kid";
+		return ACCESS_UNKNOWN_KID;
+	}
+	bad = jwt_decode(&jwt, token, (const unsigned char *)pem, (int)pem_len) != 0;
+	if (!bad && jwt_get_alg(jwt) != JWT_ALG_RS256)
+		*reason = "alg";
+	else if (bad)
+		*reason = "bad signature";
+	jwt_free(jwt);
+	if (*reason != NULL)
+		return ACCESS_DENIED;
+	if ((*reason = check_claims(conf, &j, now, id)) != NULL)
+		return ACCESS_DENIED;
+	return ACCESS_OK;
+}
+
+static enum access_result
+verify(struct access *a, const struct access_conf *conf, struct keyset *ks,
+    const char *token, time_t now, struct access_identity *id,
+    const char **reason)
+{
+	struct cache_key k;
+	enum access_result r;
+	size_t len;
+
+	*reason = NULL;
+	if (token == NULL) {
+		*reason = "no token";
+		return ACCESS_NO_TOKEN;
+	}
+	if ((len = strnlen(token, ACCESS_MAX_TOKEN + 1)) > ACCESS_MAX_TOKEN) {
+		*reason = "too large";
+		return ACCESS_DENIED;
+	}
+	if (ks == NULL) {
+		*reason = "no key set";
+		return ACCESS_NO_KEYS;
+	}
+	if (!cache_key_init(&k, conf, ks, token, len))
+		return verify_full(conf, ks, token, len, now, id, reason);
+	if (cache_lookup(a, &k, now, id)) {
+		metrics_counter_add("kakikomi_token_cache_hits_total", "", 1);
+		return ACCESS_OK;
+	}
+	metrics_counter_add("kakikomi_token_cache_misses_total", "", 1);
+	r = verify_full(conf, ks, token, len, now, id, reason);
+	if (r == ACCESS_OK)
+		cache_insert(a, &k, now, (long long)id->exp + leeway_of(conf), id);
+	return r;
+}
+
+enum access_result
+access_verify(struct access *a, const struct access_conf *conf,
+    struct keyset *ks, const char *token, time_t now,
+    struct access_identity *id, const char **reason)
+{
+	enum access_result r = verify(a, conf, ks, token, now, id, reason);
+	char labels[64];
+
+	if (r != ACCESS_OK) {
+		snprintf(labels, sizeof(labels), "reason=\"%s\"", *reason);
+		metrics_counter_add("kakikomi_auth_failures_total", labels, 1);
+	}
+	return r;
+}

@@ -1,0 +1,59 @@
+/*
+ * access: verify a Cf-Access-Jwt-Assertion and name who sent it.
+ *
+ * access_verify() takes the header value, reads the JWT header itself (alg
+ * must be exactly RS256, kid must be in the key set), verifies the signature
+ * with libjwt against that kid's key, then requires jwt_get_alg()==RS256 and
+ * checks iss, aud (string or array), exp (required), nbf and iat, all with
+ * leeway.  Verified tokens are cached, keyed by SHA-256 of the whole token,
+ * until their exp; a hit costs no RSA work and no JSON parsing.  The cache is
+ * bounded and flushed when the key set changes.  Thread-safe.
+ * Pure: no event loop; the caller supplies the key set and the clock.
+ */
+#ifndef KAKIKOMI_ACCESS_H
+#define KAKIKOMI_ACCESS_H
+
+#include <stddef.h>
+#include <time.h>
+
+#include "config.h"
+#include "keyset.h"
+
+#define ACCESS_MAX_TOKEN	8192	/* bytes; larger headers are refused unread */
+
+struct access_identity {
+	char	common_name[256];	/* service token: "<client id>.access" */
+	char	email[320];		/* person */
+	char	kid[80];
+	time_t	exp;
+};
+
+enum access_result {
+	ACCESS_OK = 0,
+	ACCESS_NO_TOKEN,	/* 401 */
+	ACCESS_DENIED,		/* 403 */
+	ACCESS_UNKNOWN_KID,	/* 403, and the caller should ask jwks for a refetch */
+	ACCESS_NO_KEYS,		/* 503: no key set loaded yet */
+};
+
+struct access;
+
+/* cache_entries: bound on cached verified tokens.  NULL on allocation failure. */
+struct access	*access_new(size_t cache_entries);
+void		 access_free(struct access *a);
+
+/*
+ * token: the header value (NULL when absent).  ks: current key set or NULL.
+ * On ACCESS_OK fills *id.  Otherwise *reason is a short static string:
+ * "no token", "too large", "malformed", "alg", "unknown kid",
+ * "bad signature", "issuer", "audience", "expired", "not yet valid",
+ * "no identity", "no key set".
+ */
+enum access_result access_verify(struct access *a, const struct access_conf *conf,
+    struct keyset *ks, const char *token, time_t now,
+    struct access_identity *id, const char **reason);
+
+/* HTTP status for a result: 0, 401, 403 or 503. */
+int	access_status(enum access_result r);
+
+#endif

@@ -1,0 +1,328 @@
+/* keyset: a parsed JWKS document, RSA keys by kid.  See keyset.h. */
+#include "keyset.h"
+
+#include <limits.h>
+#include <stdatomic.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <jansson.h>
+#include <openssl/bio.h>
+#include <openssl/bn.h>
+#include <openssl/core_names.h>
+#include <openssl/evp.h>
+#include <openssl/param_build.h>
+#include <openssl/pem.h>
+
+#define KEYSET_MAX_JSON		(1024 * 1024)	/* bytes of document */
+#define KEYSET_MAX_KEYS		32		/* entries in "keys"; Cloudflare has 2 */
+#define KEYSET_MIN_N_BYTES	256		/* RSA-2048 */
+#define KEYSET_MAX_N_BYTES	1024		/* RSA-8192 */
+#define KEYSET_MAX_E_BYTES	8
+
+struct key {
+	char	 kid[KEYSET_MAX_KID + 1];
+	char	*pem;
+	size_t	 pem_len;
+};
+
+struct keyset {
+	atomic_int	 refs;
+	unsigned long	 generation;
+	size_t		 n;
+	struct key	 keys[KEYSET_MAX_KEYS];
+};
+
+static int
+b64url_value(unsigned char c)
+{
+	if (c >= 'A' && c <= 'Z')
+		return c - 'A';
+	if (c >= 'a' && c <= 'z')
+		return c - 'a' + 26;
+	if (c >= '0' && c <= '9')
+		return c - '0' + 52;
+	if (c == '-')
+		return 62;
+	if (c == '_')
+		return 63;
+	return -1;
+}
+
+long
+keyset_b64url_decode(const char *in, size_t inlen, unsigned char *out,
+    size_t outsz)
+{
+	uint32_t acc = 0;
+	size_t bits = 0, o = 0;
+
+	/* 4n+1 characters can never be valid base64 */
+	if (inlen % 4 == 1 || inlen / 4 * 3 + 3 > (size_t)LONG_MAX)
+		return -1;
+	for (size_t i = 0; i < inlen; i++) {
+		int v = b64url_value((unsigned char)in[i]);
+
+		if (v < 0)
+			return -1;
+		acc = (acc << 6) | (uint32_t)v;
+		bits += 6;
+		if (bits >= 8) {
+			bits -= 8;
+			if (o == outsz)
+				return -1;
+			out[o++] = (unsigned char)(acc >> bits);
+			acc &= (1u << bits) - 1;
+		}
+	}
+	return (long)o;
+}
+
+/* Decodes a base64url JSON string member into buf; strips leading zero bytes
+ * (big-endian integers).  Returns the length or -1. */
+static long
+b64_member(json_t *obj, const char *name, unsigned char *buf, size_t bufsz)
+{
+	json_t *v = json_object_get(obj, name);
+	long n, skip = 0;
+
+	if (!json_is_string(v))
+		return -1;
+	n = keyset_b64url_decode(json_string_value(v), json_string_length(v),
+	    buf, bufsz);
+	while (skip < n && buf[skip] == 0)
+		skip++;
+	if (n <= 0 || skip == n)
+		return -1;
+	memmove(buf, buf + skip, (size_t)(n - skip));
+	return n - skip;
+}
+
+static EVP_PKEY *
+rsa_from_ne(const unsigned char *n, size_t nlen, const unsigned char *e,
+    size_t elen)
+{
+	OSSL_PARAM_BLD *bld = OSSL_PARAM_BLD_new();
+	OSSL_PARAM *params = NULL;
+	EVP_PKEY_CTX *ctx = NULL;
+	EVP_PKEY *pkey = NULL;
+	BIGNUM *bn = BN_bin2bn(n, (int)nlen, NULL);
+	BIGNUM *be = BN_bin2bn(e, (int)elen, NULL);
+
+	if (bld == NULL || bn == NULL || be == NULL ||
+	    !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_N, bn) ||
+	    !OSSL_PARAM_BLD_push_BN(bld, OSSL_PKEY_PARAM_RSA_E, be) ||
+	    (params = OSSL_PARAM_BLD_to_param(bld)) == NULL ||
+	    (ctx = EVP_PKEY_CTX_new_from_name(NULL, "RSA", NULL)) == NULL ||
+	    EVP_PKEY_fromdata_init(ctx) <= 0 ||
+	    EVP_PKEY_fromdata(ctx, &pkey, EVP_PKEY_PUBLIC_KEY, params) <= 0)
+		pkey = NULL;
+	EVP_PKEY_CTX_free(ctx);
+	OSSL_PARAM_free(params);
+	OSSL_PARAM_BLD_free(bld);
+	BN_free(bn);
+	BN_free(be);
+	return pkey;
+}
+
+/* The "-----BEGIN PUBLIC KEY-----" PEM of pkey, NUL-terminated, or NULL. */
+static char *
+pem_of(EVP_PKEY *pkey, size_t *len)
+{
+	BIO *bio = BIO_new(BIO_s_mem());
+	char *data, *pem = NULL;
+	long n;
+
+	if (bio != NULL && PEM_write_bio_PUBKEY(bio, pkey) == 1 &&
+	    (n = BIO_get_mem_data(bio, &data)) > 0 &&
+	    (pem = malloc((size_t)n + 1)) != NULL) {
+		memcpy(pem, data, (size_t)n);
+		pem[n] = '\0';
+		*len = (size_t)n;
+	}
+	BIO_free(bio);
+	return pem;
+}
+
+/* 1 when member `name` is the string `want`. */
+static int
+member_is(json_t *obj, const char *name, const char *want)
+{
+	json_t *v = json_object_get(obj, name);
+
+	return json_is_string(v) && strcmp(json_string_value(v), want) == 0;
+}
+
+static int
+absent_or(json_t *obj, const char *name, const char *want)
+{
+	return json_object_get(obj, name) == NULL || member_is(obj, name, want);
+}
+
+static int
+has_kid(const struct keyset *ks, const char *kid)
+{
+	return keyset_pem(ks, kid, NULL) != NULL;
+}
+
+/* Adds one JWK to ks.  Returns NULL or why the key was skipped. */
+static const char *
+add_key(struct keyset *ks, json_t *jwk)
+{
+	unsigned char n[KEYSET_MAX_N_BYTES + 1], e[KEYSET_MAX_E_BYTES];
+	json_t *kid = json_object_get(jwk, "kid");
+	struct key *k = &ks->keys[ks->n];
+	long nlen, elen;
+	EVP_PKEY *pkey;
+
+	if (!json_is_object(jwk))
+		return "key is not an object";
+	if (!member_is(jwk, "kty", "RSA"))
+		return "kty is not RSA";
+	if (!absent_or(jwk, "alg", "RS256"))
+		return "alg is not RS256";
+	if (!absent_or(jwk, "use", "sig"))
+		return "use is not sig";
+	if (!json_is_string(kid) || json_string_length(kid) == 0 ||
+	    json_string_length(kid) > KEYSET_MAX_KID ||
+	    strlen(json_string_value(kid)) != json_string_length(kid))
+		return "bad kid";
+	if (has_kid(ks, json_string_value(kid)))
+		return "duplicate kid";
+	if ((nlen = b64_member(jwk, "n", n, sizeof(n))) < 0 ||
+	    nlen > KEYSET_MAX_N_BYTES)
+		return "bad or too large n";
+	if (nlen < KEYSET_MIN_N_BYTES)
+		return "n too small";
+	if ((elen = b64_member(jwk, "e", e, sizeof(e))) < 0)
+		return "bad e";
+	if ((pkey = rsa_from_ne(n, (size_t)nlen, e, (size_t)elen)) == NULL)
+		return "bad RSA key";
+	k->pem = pem_of(pkey, &k->pem_len);
+	EVP_PKEY_free(pkey);
+	if (k->pem == NULL)
+		return "out of memory";
+	memcpy(k->kid, json_string_value(kid), json_string_length(kid) + 1);
+	ks->n++;
+	return NULL;
+}
+
+/* SHA-256 over every kid and PEM: equal key sets get equal generations, so a
+ * refresh that changes nothing keeps the verified-token cache. */
+static unsigned long
+generation_of(const struct keyset *ks)
+{
+	unsigned char md[EVP_MAX_MD_SIZE];
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	unsigned long gen = 0;
+
+	if (ctx == NULL || !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL))
+		goto out;
+	for (size_t i = 0; i < ks->n; i++)
+		if (!EVP_DigestUpdate(ctx, ks->keys[i].kid, strlen(ks->keys[i].kid) + 1) ||
+		    !EVP_DigestUpdate(ctx, ks->keys[i].pem, ks->keys[i].pem_len + 1))
+			goto out;
+	if (EVP_DigestFinal_ex(ctx, md, NULL))
+		memcpy(&gen, md, sizeof(gen));
+out:
+	EVP_MD_CTX_free(ctx);
+	return gen;
+}
+
+static const char *
+add_keys(struct keyset *ks, json_t *keys)
+{
+	const char *first_skip = NULL, *why;
+	size_t i;
+	json_t *jwk;
+
+	if (!json_is_array(keys))
+		return "no keys array";
+	if (json_array_size(keys) > KEYSET_MAX_KEYS)
+		return "too many keys";
+	json_array_foreach(keys, i, jwk) {
+		why = add_key(ks, jwk);
+		if (why != NULL && first_skip == NULL)
+			first_skip = why;
+	}
+	if (ks->n == 0)
+		return first_skip != NULL ? first_skip : "no keys";
+	return NULL;
+}
+
+struct keyset *
+keyset_parse(const char *json, size_t len, const char **errstr)
+{
+	struct keyset *ks;
+	json_error_t jerr;
+	json_t *doc;
+
+	if (len > KEYSET_MAX_JSON) {
+		*errstr = "document too large";
+		return NULL;
+	}
+	if ((doc = json_loadb(json, len, JSON_REJECT_DUPLICATES, &jerr)) == NULL) {
+		*errstr = "malformed JSON";
+		return NULL;
+	}
+	if ((ks = calloc(1, sizeof(*ks))) == NULL) {
+		*errstr = "out of memory";
+		json_decref(doc);
+		return NULL;
+	}
+	atomic_init(&ks->refs, 1);
+	if ((*errstr = add_keys(ks, json_object_get(doc, "keys"))) != NULL) {
+		keyset_unref(ks);
+		ks = NULL;
+	} else
+		ks->generation = generation_of(ks);
+	json_decref(doc);
+	return ks;
+}
+
+struct keyset *
+keyset_ref(struct keyset *ks)
+{
+	atomic_fetch_add(&ks->refs, 1);
+	return ks;
+}
+
+void
+keyset_unref(struct keyset *ks)
+{
+	if (ks == NULL || atomic_fetch_sub(&ks->refs, 1) > 1)
+		return;
+	for (size_t i = 0; i < ks->n; i++)
+		free(ks->keys[i].pem);
+	free(ks);
+}
+
+size_t
+keyset_count(const struct keyset *ks)
+{
+	return ks->n;
+}
+
+const char *
+keyset_kid(const struct keyset *ks, size_t i)
+{
+	return i < ks->n ? ks->keys[i].kid : NULL;
+}
+
+const char *
+keyset_pem(const struct keyset *ks, const char *kid, size_t *pem_len)
+{
+	for (size_t i = 0; i < ks->n; i++)
+		if (strcmp(ks->keys[i].kid, kid) == 0) {
+			if (pem_len != NULL)
+				*pem_len = ks->keys[i].pem_len;
+			return ks->keys[i].pem;
+		}
+	return NULL;
+}
+
+unsigned long
+keyset_generation(const struct keyset *ks)
+{
+	return ks->generation;
+}

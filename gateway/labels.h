@@ -1,0 +1,110 @@
+/*
+ * labels: label sets as views, the Loki labels-string grammar, and the one
+ * enforcement rule shared by remote write and Loki push.
+ *
+ * A labels_set is an array of (name, value) views reused across the series of
+ * one request, so scanning allocates only when a series has more labels than
+ * any before it.  Views point into the caller's buffer, into the set's own
+ * arena (values decoded by labels_parse) or at the rule's C strings; they stay
+ * valid until the next labels_parse / labels_set_reset / labels_set_free.
+ *
+ * labels_parse() reads what Loki's ParseLabels accepts (PROTOCOLS §5): an
+ * optional bare metric name (becomes __name__), then `{name="value", ...}`
+ * with Go-quoted ("..." and '...' with escapes, `...` raw) values, optional
+ * trailing comma and whitespace.  Matchers other than `=` are refused.  It is
+ * iterative and linear in the input; decoded values never outgrow the input,
+ * so the arena is sized once per call.
+ */
+#ifndef KAKIKOMI_LABELS_H
+#define KAKIKOMI_LABELS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "payload.h"
+#include "pb.h"
+
+struct labels_pair {
+	const uint8_t	*name;
+	size_t		 nlen;
+	const uint8_t	*value;
+	size_t		 vlen;
+	uint32_t	 nref;		/* remote write 2.0 symbol refs, else 0 */
+	uint32_t	 vref;
+};
+
+struct labels_set {
+	struct labels_pair	*v;
+	size_t			 n;
+	size_t			 cap;
+	uint8_t			*arena;
+	size_t			 arenacap;
+};
+
+/* What enforcement decided for a whole request. */
+enum labels_outcome {
+	LABELS_PASS = 0,	/* forward unchanged */
+	LABELS_REWRITE,		/* a new body was built */
+	LABELS_REJECT,		/* 403, reason set */
+	LABELS_MALFORMED,	/* 400, reason set */
+	LABELS_NOMEM		/* allocation failed */
+};
+
+/* What the rule says about one series or stream. */
+enum labels_verdict {
+	LABELS_OK = 0,
+	LABELS_MISSING,		/* absent or empty */
+	LABELS_FOREIGN		/* a value the site may not write */
+};
+
+void	labels_set_init(struct labels_set *ls);
+void	labels_set_free(struct labels_set *ls);
+void	labels_set_reset(struct labels_set *ls);
+/* Appends a pair; 0, or -1 when out of memory. */
+int	labels_add(struct labels_set *ls, const uint8_t *name, size_t nlen,
+	    const uint8_t *value, size_t vlen);
+
+/* Parses a Loki labels string into ls (reset first).  0, or -1 + errstr. */
+int	labels_parse(const uint8_t *s, size_t len, struct labels_set *ls,
+	    const char **errstr);
+
+/* 1 when name matches [a-zA-Z_][a-zA-Z0-9_]*. */
+int	labels_valid_name(const uint8_t *name, size_t len);
+
+/*
+ * Sorts by name unless already strictly sorted.  Returns NULL, or the first
+ * of two pairs that share a name (the set is then sorted).
+ */
+const struct labels_pair *labels_sort_unique(struct labels_set *ls);
+
+/* The pair called `name`, or NULL. */
+struct labels_pair *labels_find(struct labels_set *ls, const char *name,
+	    size_t nlen);
+
+enum labels_verdict labels_verdict(struct labels_set *ls,
+	    const struct payload_rule *rule);
+
+/*
+ * Makes a sorted, unique set carry rule->label = rule->values->v[0],
+ * replacing the value or inserting the pair at its sorted position.
+ * 0, or -1 when out of memory.
+ */
+int	labels_enforce(struct labels_set *ls, const struct payload_rule *rule);
+
+/*
+ * Appends `{a="b", c="d"}` (Prometheus/Loki's String form, values quoted as
+ * Go's strconv.Quote would for everything Loki parses back) to b.  Empty
+ * values are dropped when skip_empty is set, as Loki does.  Stops after the
+ * pair that makes b exceed `stop` bytes (SIZE_MAX: never).
+ */
+void	labels_format(struct pb_buf *b, const struct labels_set *ls,
+	    int skip_empty, size_t stop);
+
+/*
+ * One-line refusal naming the series/stream (`what`), its label set
+ * (truncated), the offending value and the site's allowed values.
+ */
+void	labels_violation(char *dst, size_t dstsz, const char *what,
+	    struct labels_set *ls, const struct payload_rule *rule);
+
+#endif

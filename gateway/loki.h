@@ -1,0 +1,44 @@
+/*
+ * loki: Loki push bodies (PROTOCOLS §5): scan, check the site label of every
+ * stream, rewrite when asked.
+ *
+ * loki_check_pb() takes a decoded (after snappy) logproto.PushRequest.  Each
+ * stream's labels string is parsed with labels_parse(); a malformed string or
+ * a repeated label name is malformed (400).  A rewrite replaces only the
+ * labels string of offending streams with the canonical `{a="b", c="d"}`
+ * (sorted, empty values dropped, as Loki itself normalises) and copies every
+ * other byte (entries, structured metadata, hash, unknown fields) as is.
+ *
+ * loki_check_json() takes the JSON push body (already inflated).  Nesting
+ * deeper than a push body ever needs is refused before jansson sees it.  A
+ * rewrite sets the label in each offending stream object and re-serialises
+ * the whole body (compact JSON).
+ *
+ * Both return an enum labels_outcome.  On LABELS_REWRITE *out holds the new
+ * body (uncompressed; caller frees with pb_buf_free; untouched otherwise).
+ * On LABELS_REJECT / LABELS_MALFORMED `reason` holds one line.
+ */
+#ifndef KAKIKOMI_LOKI_H
+#define KAKIKOMI_LOKI_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "labels.h"
+#include "payload.h"
+#include "pb.h"
+
+struct loki_stats {
+	uint64_t	streams;
+	uint64_t	entries;
+	uint64_t	rewritten;
+};
+
+int	loki_check_pb(const uint8_t *buf, size_t len,
+	    const struct payload_rule *rule, struct loki_stats *st,
+	    struct pb_buf *out, char *reason, size_t reasonsz);
+int	loki_check_json(const uint8_t *buf, size_t len,
+	    const struct payload_rule *rule, struct loki_stats *st,
+	    struct pb_buf *out, char *reason, size_t reasonsz);
+
+#endif

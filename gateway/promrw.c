@@ -1,0 +1,553 @@
+/*
+ * promrw: remote write 1.0 and 2.0 scan, check and rewrite.  See promrw.h.
+ *
+ * Both versions run the same two passes over the request's top-level fields:
+ * the first reads every series (counting, checking, finding the first
+ * offending one) and writes nothing; only when a series must change does the
+ * second pass copy the request, re-encoding the offending series.  The fast
+ * path therefore costs one read of the decoded body and no allocation beyond
+ * the reused label array.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "promrw.h"
+
+/* remote write 1.0 */
+#define V1_TIMESERIES	1
+#define V1_METADATA	3
+#define V1_TS_LABELS	1
+#define V1_TS_SAMPLES	2
+#define V1_TS_EXEMPLARS	3
+#define V1_TS_HISTOGRAMS 4
+#define V1_LABEL_NAME	1
+#define V1_LABEL_VALUE	2
+
+/* remote write 2.0 */
+#define V2_SYMBOLS	4
+#define V2_TIMESERIES	5
+#define V2_TS_LABELREFS	1
+#define V2_TS_SAMPLES	2
+#define V2_TS_HISTOGRAMS 3
+#define V2_TS_EXEMPLARS	4
+
+struct symbol {
+	const uint8_t	*p;
+	size_t		 n;
+};
+
+struct scan {
+	const struct payload_rule	*rule;
+	struct promrw_stats		*st;
+	struct labels_set		 ls;
+	const char			*errstr;
+	int				 found;		/* an offending series seen */
+	char				*reason;
+	size_t				 reasonsz;
+	/* 2.0 only */
+	struct symbol			*syms;
+	size_t				 nsyms;
+	uint32_t			 want_name;	/* refs of the label written */
+	uint32_t			 want_value;
+	size_t				 nadded;	/* symbols to append */
+	struct symbol			 added[3];
+};
+
+struct rw_version {
+	uint32_t	 series_field;
+	uint32_t	 other_len_field;	/* must be length-delimited too */
+	uint32_t	 metadata_field;	/* counted; 0: none */
+	int		(*read)(struct scan *, const uint8_t *, size_t);
+	void		(*put)(struct scan *, const uint8_t *, size_t,
+			    struct pb_buf *);
+};
+
+/* Counts one TimeSeries field shared by the per-version readers. */
+static int
+count_field(struct scan *s, const struct pb_field *f, uint32_t samples,
+    uint32_t histograms, uint32_t exemplars)
+{
+	if (f->num != samples && f->num != histograms && f->num != exemplars)
+		return 0;
+	if (f->wt != PB_LEN) {
+		s->errstr = "wrong wire type for a series field";
+		return -1;
+	}
+	if (f->num == samples)
+		s->st->samples++;
+	else if (f->num == histograms)
+		s->st->histograms++;
+	else
+		s->st->exemplars++;
+	return 0;
+}
+
+/* 1.0 */
+
+/*
+ * The shape every encoder writes for short labels — name (tag 0x0a) then
+ * value (0x12), one-byte lengths, nothing else — read without a reader;
+ * 0 when the label has another shape.
+ */
+static int
+v1_label_fast(const uint8_t *buf, size_t len, const uint8_t **name,
+    size_t *nlen, const uint8_t **value, size_t *vlen)
+{
+	size_t	n, v;
+
+	if (len < 4 || buf[0] != 0x0a || (n = buf[1]) >= 0x80 || n + 4 > len ||
+	    buf[n + 2] != 0x12 || (v = buf[n + 3]) >= 0x80 || n + 4 + v != len)
+		return 0;
+	*name = buf + 2;
+	*nlen = n;
+	*value = buf + n + 4;
+	*vlen = v;
+	return 1;
+}
+
+static int
+v1_label(struct scan *s, const uint8_t *buf, size_t len)
+{
+	struct pb_reader	 r;
+	struct pb_field		 f;
+	const uint8_t		*name = NULL, *value = NULL;
+	size_t			 nlen = 0, vlen = 0;
+	int			 rc;
+
+	if (v1_label_fast(buf, len, &name, &nlen, &value, &vlen))
+		goto add;
+	pb_reader_init(&r, buf, len);
+	while ((rc = pb_next(&r, &f, &s->errstr)) == 1) {
+		if (f.num != V1_LABEL_NAME && f.num != V1_LABEL_VALUE)
+			continue;
+		if (f.wt != PB_LEN) {
+			s->errstr = "wrong wire type for a label field";
+			return -1;
+		}
+		if (f.num == V1_LABEL_NAME) {
+			name = f.data;
+			nlen = f.len;
+		} else {
+			value = f.data;
+			vlen = f.len;
+		}
+	}
+	if (rc == -1)
+		return -1;
+add:
+	if (labels_add(&s->ls, name, nlen, value, vlen) == -1) {
+		s->errstr = "out of memory";
+		return -1;
+	}
+	return 0;
+}
+
+static int
+v1_read(struct scan *s, const uint8_t *buf, size_t len)
+{
+	struct pb_reader	r;
+	struct pb_field		f;
+	int			rc;
+
+	pb_reader_init(&r, buf, len);
+	while ((rc = pb_next(&r, &f, &s->errstr)) == 1) {
+		if (f.num == V1_TS_LABELS) {
+			if (f.wt != PB_LEN) {
+				s->errstr = "wrong wire type for labels";
+				return -1;
+			}
+			if (v1_label(s, f.data, f.len) == -1)
+				return -1;
+		} else if (count_field(s, &f, V1_TS_SAMPLES,
+		    V1_TS_HISTOGRAMS, V1_TS_EXEMPLARS) == -1)
+			return -1;
+	}
+	return rc;
+}
+
+static size_t
+v1_label_size(const struct labels_pair *p)
+{
+	size_t	n = 0;
+
+	if (p->nlen > 0)
+		n += 1 + pb_varint_size(p->nlen) + p->nlen;
+	if (p->vlen > 0)
+		n += 1 + pb_varint_size(p->vlen) + p->vlen;
+	return n;
+}
+
+static void
+v1_put(struct scan *s, const uint8_t *buf, size_t len, struct pb_buf *out)
+{
+	const struct labels_pair	*p;
+	size_t				 i, n, size;
+
+	size = pb_size_except(buf, len, V1_TS_LABELS);
+	for (i = 0; i < s->ls.n; i++) {
+		n = v1_label_size(&s->ls.v[i]);
+		size += 1 + pb_varint_size(n) + n;
+	}
+	pb_put_tag(out, V1_TIMESERIES, PB_LEN);
+	pb_put_varint(out, size);
+	for (i = 0; i < s->ls.n; i++) {
+		p = &s->ls.v[i];
+		pb_put_tag(out, V1_TS_LABELS, PB_LEN);
+		pb_put_varint(out, v1_label_size(p));
+		if (p->nlen > 0)
+			pb_put_bytes(out, V1_LABEL_NAME, p->name, p->nlen);
+		if (p->vlen > 0)
+			pb_put_bytes(out, V1_LABEL_VALUE, p->value, p->vlen);
+	}
+	pb_put_except(out, buf, len, V1_TS_LABELS);
+}
+
+static const struct rw_version rw_v1 = {
+	V1_TIMESERIES, V1_METADATA, V1_METADATA, v1_read, v1_put
+};
+
+/* 2.0 */
+
+static int
+v2_symbols(struct scan *s, const uint8_t *buf, size_t len)
+{
+	struct pb_reader	r;
+	struct pb_field		f;
+	size_t			n = 0;
+	int			rc;
+
+	pb_reader_init(&r, buf, len);
+	while ((rc = pb_next(&r, &f, &s->errstr)) == 1)
+		if (f.num == V2_SYMBOLS)
+			n++;
+	if (rc == -1 || n == 0)
+		return rc;
+	if ((s->syms = calloc(n, sizeof(*s->syms))) == NULL) {
+		s->errstr = "out of memory";
+		return -1;
+	}
+	pb_reader_init(&r, buf, len);
+	while (pb_next(&r, &f, &s->errstr) == 1) {
+		if (f.num != V2_SYMBOLS)
+			continue;
+		if (f.wt != PB_LEN) {
+			s->errstr = "wrong wire type for symbols";
+			return -1;
+		}
+		s->syms[s->nsyms].p = f.data;
+		s->syms[s->nsyms++].n = f.len;
+	}
+	return 0;
+}
+
+/* One label ref; every second one completes a pair. */
+static int
+v2_ref(struct scan *s, uint64_t ref, int *half, uint32_t *name)
+{
+	const struct symbol	*n, *v;
+
+	if (ref >= s->nsyms) {
+		s->errstr = "label ref past the symbols table";
+		return -1;
+	}
+	if (!*half) {
+		*name = (uint32_t)ref;
+		*half = 1;
+		return 0;
+	}
+	*half = 0;
+	n = &s->syms[*name];
+	v = &s->syms[ref];
+	if (labels_add(&s->ls, n->p, n->n, v->p, v->n) == -1) {
+		s->errstr = "out of memory";
+		return -1;
+	}
+	s->ls.v[s->ls.n - 1].nref = *name;
+	s->ls.v[s->ls.n - 1].vref = (uint32_t)ref;
+	return 0;
+}
+
+static int
+v2_refs(struct scan *s, const struct pb_field *f, int *half, uint32_t *name)
+{
+	const uint8_t	*p = f->data, *end = f->data + f->len;
+	uint64_t	 ref;
+
+	if (f->wt == PB_VARINT)
+		return v2_ref(s, f->v, half, name);
+	if (f->wt != PB_LEN) {
+		s->errstr = "wrong wire type for label refs";
+		return -1;
+	}
+	while (p < end) {
+		if (pb_varint(&p, end, &ref) == -1) {
+			s->errstr = "truncated label ref";
+			return -1;
+		}
+		if (v2_ref(s, ref, half, name) == -1)
+			return -1;
+	}
+	return 0;
+}
+
+static int
+v2_read(struct scan *s, const uint8_t *buf, size_t len)
+{
+	struct pb_reader	r;
+	struct pb_field		f;
+	uint32_t		name = 0;
+	int			rc, half = 0;
+
+	pb_reader_init(&r, buf, len);
+	while ((rc = pb_next(&r, &f, &s->errstr)) == 1) {
+		if (f.num == V2_TS_LABELREFS) {
+			if (v2_refs(s, &f, &half, &name) == -1)
+				return -1;
+		} else if (count_field(s, &f, V2_TS_SAMPLES,
+		    V2_TS_HISTOGRAMS, V2_TS_EXEMPLARS) == -1)
+			return -1;
+	}
+	if (rc == 0 && half) {
+		s->errstr = "odd number of label refs";
+		return -1;
+	}
+	return rc;
+}
+
+/* The ref of symbol `str`, appending it when the table lacks it. */
+static uint32_t
+v2_symbol_ref(struct scan *s, const char *str)
+{
+	size_t	i, n = strlen(str);
+
+	for (i = 0; i < s->nsyms; i++)
+		if (s->syms[i].n == n && memcmp(s->syms[i].p, str, n) == 0)
+			return (uint32_t)i;
+	for (i = 0; i < s->nadded; i++)
+		if (s->added[i].n == n && memcmp(s->added[i].p, str, n) == 0)
+			return (uint32_t)(s->nsyms + i);
+	s->added[s->nadded].p = (const uint8_t *)str;
+	s->added[s->nadded].n = n;
+	return (uint32_t)(s->nsyms + s->nadded++);
+}
+
+/* Chooses the refs a rewrite writes; symbols[0] must stay "". */
+static void
+v2_prepare(struct scan *s)
+{
+	if (s->nsyms == 0)
+		v2_symbol_ref(s, "");
+	s->want_name = v2_symbol_ref(s, s->rule->label);
+	s->want_value = v2_symbol_ref(s, s->rule->values->v[0]);
+}
+
+static void
+v2_put(struct scan *s, const uint8_t *buf, size_t len, struct pb_buf *out)
+{
+	struct labels_pair	*p;
+	size_t			 i, refs = 0, size;
+
+	p = labels_find(&s->ls, s->rule->label, strlen(s->rule->label));
+	p->nref = s->want_name;
+	p->vref = s->want_value;
+	for (i = 0; i < s->ls.n; i++)
+		refs += pb_varint_size(s->ls.v[i].nref) +
+		    pb_varint_size(s->ls.v[i].vref);
+	size = pb_size_except(buf, len, V2_TS_LABELREFS);
+	if (refs > 0)
+		size += 1 + pb_varint_size(refs) + refs;
+	pb_put_tag(out, V2_TIMESERIES, PB_LEN);
+	pb_put_varint(out, size);
+	if (refs > 0) {
+		pb_put_tag(out, V2_TS_LABELREFS, PB_LEN);
+		pb_put_varint(out, refs);
+	}
+	for (i = 0; i < s->ls.n; i++) {
+		pb_put_varint(out, s->ls.v[i].nref);
+		pb_put_varint(out, s->ls.v[i].vref);
+	}
+	pb_put_except(out, buf, len, V2_TS_LABELREFS);
+}
+
+static const struct rw_version rw_v2 = {
+	V2_TIMESERIES, V2_SYMBOLS, 0, v2_read, v2_put
+};
+
+/* Both versions. */
+
+static int
+judge(struct scan *s, enum labels_verdict *verdict)
+{
+	const struct labels_pair	*dup;
+
+	if ((dup = labels_sort_unique(&s->ls)) != NULL) {
+		snprintf(s->reason, s->reasonsz, "malformed remote write "
+		    "request: a series repeats the label name \"%.*s\"",
+		    dup->nlen > 64 ? 64 : (int)dup->nlen, (const char *)dup->name);
+		if (!labels_valid_name(dup->name, dup->nlen))
+			snprintf(s->reason, s->reasonsz, "malformed remote write "
+			    "request: a series repeats a label name");
+		return -1;
+	}
+	*verdict = labels_verdict(&s->ls, s->rule);
+	return 0;
+}
+
+/* Handles one series in the checking pass; 1 to stop scanning. */
+static int
+check_series(struct scan *s, enum labels_verdict verdict)
+{
+	s->st->series++;
+	if (verdict == LABELS_OK)
+		return 0;
+	if (s->rule->mode == MISMATCH_REJECT) {
+		labels_violation(s->reason, s->reasonsz, "series", &s->ls,
+		    s->rule);
+		s->found = 1;
+		return 1;
+	}
+	s->found = 1;
+	s->st->rewritten++;
+	return 0;
+}
+
+static int
+series_pass(struct scan *s, const struct rw_version *ver,
+    const struct pb_field *f, struct pb_buf *out)
+{
+	enum labels_verdict	verdict;
+
+	labels_set_reset(&s->ls);
+	if (ver->read(s, f->data, f->len) == -1) {
+		snprintf(s->reason, s->reasonsz, "malformed remote write "
+		    "request: %s", s->errstr);
+		return -1;
+	}
+	if (judge(s, &verdict) == -1)
+		return -1;
+	if (out == NULL)
+		return check_series(s, verdict);
+	if (verdict == LABELS_OK)
+		pb_put_raw(out, f->start, f->rawlen);
+	else if (labels_enforce(&s->ls, s->rule) == -1)
+		out->failed = 1;
+	else
+		ver->put(s, f->data, f->len, out);
+	return 0;
+}
+
+/*
+ * One pass over the request: checking when out == NULL, else copying with
+ * offending series rewritten.  0 (done or stopped), or -1 malformed.
+ */
+static int
+request_pass(struct scan *s, const struct rw_version *ver,
+    const uint8_t *buf, size_t len, struct pb_buf *out)
+{
+	struct pb_reader	r;
+	struct pb_field		f;
+	int			rc;
+
+	pb_reader_init(&r, buf, len);
+	while ((rc = pb_next(&r, &f, &s->errstr)) == 1) {
+		if ((f.num == ver->series_field ||
+		    f.num == ver->other_len_field) && f.wt != PB_LEN) {
+			s->errstr = "wrong wire type for a request field";
+			rc = -1;
+			break;
+		}
+		if (f.num == ver->metadata_field && out == NULL)
+			s->st->metadata++;
+		if (f.num != ver->series_field) {
+			if (out != NULL)
+				pb_put_raw(out, f.start, f.rawlen);
+			continue;
+		}
+		if ((rc = series_pass(s, ver, &f, out)) != 0)
+			return rc == 1 ? 0 : -1;
+	}
+	if (rc == -1)
+		snprintf(s->reason, s->reasonsz, "malformed remote write "
+		    "request: %s", s->errstr);
+	return rc;
+}
+
+static void
+append_symbols(struct scan *s, struct pb_buf *out)
+{
+	size_t	i;
+
+	for (i = 0; i < s->nadded; i++)
+		pb_put_bytes(out, V2_SYMBOLS, s->added[i].p, s->added[i].n);
+}
+
+static int
+rewrite(struct scan *s, const struct rw_version *ver, const uint8_t *buf,
+    size_t len, struct pb_buf *out)
+{
+	struct promrw_stats	scratch, *st = s->st;
+
+	if (ver == &rw_v2)
+		v2_prepare(s);
+	memset(&scratch, 0, sizeof(scratch));
+	s->st = &scratch;
+	pb_buf_init(out, len + len / 8 + 64);
+	if (request_pass(s, ver, buf, len, out) == -1)
+		out->failed = 1;
+	append_symbols(s, out);
+	s->st = st;
+	if (pb_buf_failed(out)) {
+		pb_buf_free(out);
+		return LABELS_NOMEM;
+	}
+	return LABELS_REWRITE;
+}
+
+static int
+check(const struct rw_version *ver, const uint8_t *buf, size_t len,
+    const struct payload_rule *rule, struct promrw_stats *st,
+    struct pb_buf *out, char *reason, size_t reasonsz)
+{
+	struct scan	s;
+	int		rc;
+
+	memset(&s, 0, sizeof(s));
+	memset(st, 0, sizeof(*st));
+	s.rule = rule;
+	s.st = st;
+	s.reason = reason;
+	s.reasonsz = reasonsz;
+	labels_set_init(&s.ls);
+	if (ver == &rw_v2 && v2_symbols(&s, buf, len) == -1) {
+		snprintf(reason, reasonsz, "malformed remote write request: %s",
+		    s.errstr);
+		rc = LABELS_MALFORMED;
+	} else if (request_pass(&s, ver, buf, len, NULL) == -1)
+		rc = LABELS_MALFORMED;
+	else if (!s.found)
+		rc = LABELS_PASS;
+	else if (rule->mode == MISMATCH_REJECT)
+		rc = LABELS_REJECT;
+	else
+		rc = rewrite(&s, ver, buf, len, out);
+	labels_set_free(&s.ls);
+	free(s.syms);
+	return rc;
+}
+
+int
+promrw_check_v1(const uint8_t *buf, size_t len,
+    const struct payload_rule *rule, struct promrw_stats *st,
+    struct pb_buf *out, char *reason, size_t reasonsz)
+{
+	return check(&rw_v1, buf, len, rule, st, out, reason, reasonsz);
+}
+
+int
+promrw_check_v2(const uint8_t *buf, size_t len,
+    const struct payload_rule *rule, struct promrw_stats *st,
+    struct pb_buf *out, char *reason, size_t reasonsz)
+{
+	return check(&rw_v2, buf, len, rule, st, out, reason, reasonsz);
+}

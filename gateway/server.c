@@ -1,0 +1,617 @@
+/* server: write listener, workers and request life cycle.  See server.h. */
+#include "server.h"
+
+#include <event2/buffer.h>
+#include <event2/dns.h>
+#include <event2/event.h>
+#include <event2/http.h>
+#include <event2/keyvalq_struct.h>
+#include <event2/listener.h>
+#include <event2/thread.h>
+#include <event2/util.h>
+
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "metrics.h"
+#include "payload.h"
+#include "policy.h"
+#include "ratelimit.h"
+#include "upstream.h"
+
+#define MAX_WORKERS		64
+#define RETRY_AFTER_OVERLOAD	"1"
+#define RETRY_AFTER_NO_KEYS	"10"
+
+struct worker {
+	struct server		*srv;
+	pthread_t		 thread;
+	struct event_base	*base;
+	struct evdns_base	*dns;
+	struct evhttp		*http;
+	struct evhttp_bound_socket *bound;
+	struct upstream_pool	*pool;
+	struct event		*drain_ev;
+	int			 started;
+};
+
+struct server {
+	pthread_mutex_t	 cfg_lock;
+	struct config	*cfg;
+	struct jwks	*jwks;
+	struct access	*access;
+	struct worker	 workers[MAX_WORKERS];
+	size_t		 nworkers;
+	size_t		 inflight;	/* atomic */
+	size_t		 inflight_bytes;/* atomic */
+};
+
+/* One write request from route to answer. */
+struct wreq {
+	struct worker		*w;
+	struct evhttp_request	*req;
+	struct config		*cfg;
+	enum signal		 signal;
+	const struct site	*site;
+	char			 identity[320];
+	size_t			 body_len;
+	int			 counted;	/* in srv->inflight */
+	struct timespec		 start;
+	struct payload_result	 payload;
+	char			 tenant_hdr[256];
+};
+
+static struct config *
+server_config(struct server *srv)
+{
+	struct config *cfg;
+
+	pthread_mutex_lock(&srv->cfg_lock);
+	cfg = config_ref(srv->cfg);
+	pthread_mutex_unlock(&srv->cfg_lock);
+	return cfg;
+}
+
+void
+server_set_config(struct server *srv, struct config *cfg)
+{
+	struct config *old;
+
+	pthread_mutex_lock(&srv->cfg_lock);
+	old = srv->cfg;
+	srv->cfg = config_ref(cfg);
+	pthread_mutex_unlock(&srv->cfg_lock);
+	config_unref(old);
+}
+
+size_t
+server_inflight(const struct server *srv)
+{
+	return __atomic_load_n(&srv->inflight, __ATOMIC_RELAXED);
+}
+
+static double
+since(const struct timespec *start)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return (double)(now.tv_sec - start->tv_sec) +
+	    (double)(now.tv_nsec - start->tv_nsec) / 1e9;
+}
+
+static const char *
+status_phrase(int status)
+{
+	switch (status) {
+	case 200: return "OK";
+	case 204: return "No Content";
+	case 400: return "Bad Request";
+	case 401: return "Unauthorized";
+	case 403: return "Forbidden";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	case 409: return "Conflict";
+	case 413: return "Payload Too Large";
+	case 415: return "Unsupported Media Type";
+	case 429: return "Too Many Requests";
+	case 500: return "Internal Server Error";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	default:  return status < 400 ? "OK" : status < 500 ? "Client Error" : "Server Error";
+	}
+}
+
+/* Answers with `status` and, unless 2xx, a one-line reason as the body. */
+static void
+reply(struct evhttp_request *req, int status, const char *reason, const char *retry_after)
+{
+	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
+	struct evbuffer *body = NULL;
+
+	if (retry_after != NULL && *retry_after)
+		evhttp_add_header(h, "Retry-After", retry_after);
+	if (status >= 300 && reason != NULL) {
+		evhttp_add_header(h, "Content-Type", "text/plain; charset=utf-8");
+		if ((body = evbuffer_new()) != NULL)
+			evbuffer_add_printf(body, "%s\n", reason);
+	}
+	evhttp_send_reply(req, status, status_phrase(status), body);
+	if (body)
+		evbuffer_free(body);
+}
+
+static void
+count_request(const struct wreq *r, int status)
+{
+	char labels[300], site[200];
+
+	metrics_escape(site, sizeof(site), r->site ? r->site->name : "");
+	snprintf(labels, sizeof(labels), "signal=\"%s\",site=\"%s\",status=\"%d\"",
+	    signal_name(r->signal), site, status);
+	metrics_counter_add("kakikomi_requests_total", labels, 1);
+	snprintf(labels, sizeof(labels), "signal=\"%s\"", signal_name(r->signal));
+	metrics_observe("kakikomi_request_duration_seconds", labels, since(&r->start));
+}
+
+static void
+count_refusal(const struct wreq *r, const char *why)
+{
+	char labels[300], site[200];
+
+	metrics_escape(site, sizeof(site), r->site ? r->site->name : "");
+	snprintf(labels, sizeof(labels), "site=\"%s\",signal=\"%s\",reason=\"%s\"",
+	    site, signal_name(r->signal), why);
+	metrics_counter_add("kakikomi_rejected_requests_total", labels, 1);
+}
+
+static void
+count_accepted(const struct wreq *r)
+{
+	char labels[300], site[200];
+	const struct payload_result *p = &r->payload;
+	const char *sig = signal_name(r->signal);
+
+	metrics_escape(site, sizeof(site), r->site->name);
+	snprintf(labels, sizeof(labels), "site=\"%s\",signal=\"%s\"", site, sig);
+	metrics_counter_add("kakikomi_series_total", labels, (double)p->series);
+	if (p->rewritten)
+		metrics_counter_add("kakikomi_rewritten_series_total", labels, (double)p->rewritten);
+	metrics_gauge_set("kakikomi_site_last_write_timestamp_seconds", labels, (double)time(NULL));
+	snprintf(labels, sizeof(labels), "site=\"%s\"", site);
+	if (r->signal == SIGNAL_METRICS)
+		metrics_counter_add("kakikomi_samples_total", labels, (double)p->samples);
+	else
+		metrics_counter_add("kakikomi_entries_total", labels, (double)p->entries);
+}
+
+static void
+inflight_add(struct server *srv, ssize_t reqs, ssize_t bytes)
+{
+	size_t n = __atomic_add_fetch(&srv->inflight, (size_t)reqs, __ATOMIC_RELAXED);
+	size_t b = __atomic_add_fetch(&srv->inflight_bytes, (size_t)bytes, __ATOMIC_RELAXED);
+
+	metrics_gauge_set("kakikomi_inflight_requests", "", (double)n);
+	metrics_gauge_set("kakikomi_inflight_bytes", "", (double)b);
+}
+
+/* The one exit of every write request: answer, log, count, free. */
+static void
+wreq_finish(struct wreq *r, int status, const char *reason, const char *retry_after)
+{
+	enum log_level lvl = status < 300 ? LOG_LEVEL_DEBUG :
+	    status >= 500 ? LOG_LEVEL_WARN : LOG_LEVEL_INFO;
+
+	reply(r->req, status, reason, retry_after);
+	log_request(lvl, status < 300 ? "write accepted" : "write refused",
+	    signal_name(r->signal), r->site ? r->site->name : NULL,
+	    r->identity[0] ? r->identity : NULL, status,
+	    status < 300 ? NULL : reason, since(&r->start));
+	count_request(r, status);
+	if (r->counted)
+		inflight_add(r->w->srv, -1, -(ssize_t)r->body_len);
+	payload_result_free(&r->payload);
+	config_unref(r->cfg);
+	free(r);
+}
+
+static void
+forwarded(const struct upstream_result *res, void *arg)
+{
+	struct wreq *r = arg;
+	struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
+	static const char *const written[3] = {
+		"X-Prometheus-Remote-Write-Samples-Written",
+		"X-Prometheus-Remote-Write-Histograms-Written",
+		"X-Prometheus-Remote-Write-Exemplars-Written",
+	};
+
+	if (res->status < 300) {
+		for (int i = 0; i < 3; i++)
+			if (res->written[i][0])
+				evhttp_add_header(h, written[i], res->written[i]);
+		count_accepted(r);
+	}
+	wreq_finish(r, res->status, res->reason, res->retry_after);
+}
+
+/* Copies the headers a receiver needs; credentials and hop-by-hop never pass. */
+static void
+forward_headers(const struct wreq *r, struct upstream_request *u)
+{
+	static const char *const pass[] = {
+		"User-Agent", "X-Prometheus-Remote-Write-Version", "Retry-Attempt",
+	};
+	struct evkeyvalq *in = evhttp_request_get_input_headers(r->req);
+	const struct payload_result *p = &r->payload;
+	const char *ctype, *cenc;
+
+	if (p->body != NULL) {
+		ctype = p->content_type;
+		cenc = p->content_encoding;
+	} else {
+		ctype = evhttp_find_header(in, "Content-Type");
+		cenc = evhttp_find_header(in, "Content-Encoding");
+	}
+	if (ctype)
+		u->headers[u->nheaders++] = (struct upstream_header){ "Content-Type", ctype };
+	if (cenc)
+		u->headers[u->nheaders++] = (struct upstream_header){ "Content-Encoding", cenc };
+	for (size_t i = 0; i < sizeof(pass) / sizeof(pass[0]); i++) {
+		const char *v = evhttp_find_header(in, pass[i]);
+		if (v != NULL)
+			u->headers[u->nheaders++] = (struct upstream_header){ pass[i], v };
+	}
+	if (r->site->tenant != NULL)
+		u->headers[u->nheaders++] =
+		    (struct upstream_header){ "X-Scope-OrgID", r->site->tenant };
+}
+
+static void
+wreq_forward(struct wreq *r, const uint8_t *body, size_t len)
+{
+	struct upstream_request u = {
+		.signal = r->signal,
+		.targets = r->cfg->upstreams[r->signal],
+		.ntargets = r->cfg->nupstreams[r->signal],
+		.body = r->payload.body ? r->payload.body : body,
+		.len = r->payload.body ? r->payload.len : len,
+	};
+
+	forward_headers(r, &u);
+	if (upstream_forward(r->w->pool, &u, forwarded, r) != 0)
+		wreq_finish(r, 503, "no upstream could be reached", RETRY_AFTER_OVERLOAD);
+}
+
+static void
+wreq_body(struct wreq *r)
+{
+	struct evbuffer *in = evhttp_request_get_input_buffer(r->req);
+	struct evkeyvalq *h = evhttp_request_get_input_headers(r->req);
+	struct payload_rule rule = {
+		.label = r->cfg->label,
+		.values = &r->site->providers,
+		.mode = r->site->on_mismatch,
+		.site = r->site->name,
+		.max_decoded = r->cfg->limits.max_decoded_bytes,
+	};
+	/* One contiguous view; usually already one chunk, so no copy. */
+	const uint8_t *body = r->body_len ? evbuffer_pullup(in, -1) : (const uint8_t *)"";
+
+	if (body == NULL) {
+		wreq_finish(r, 503, "out of memory", RETRY_AFTER_OVERLOAD);
+		return;
+	}
+	if (payload_check(r->signal, evhttp_find_header(h, "Content-Type"),
+	    evhttp_find_header(h, "Content-Encoding"), body, r->body_len, &rule,
+	    &r->payload) != 0) {
+		count_refusal(r, r->payload.reject_reason ? r->payload.reject_reason : "body");
+		wreq_finish(r, r->payload.status, r->payload.reason, NULL);
+		return;
+	}
+	wreq_forward(r, body, r->body_len);
+}
+
+/* Per-site admission: identity known, signal allowed, rate limit. */
+static int
+wreq_site(struct wreq *r, const struct access_identity *id)
+{
+	char reason[400];
+	double wait;
+	struct timespec now;
+
+	r->site = policy_site_for(r->cfg, id->common_name, id->email);
+	if (r->site == NULL) {
+		snprintf(reason, sizeof(reason), "identity %s is not listed in any site",
+		    r->identity);
+		metrics_counter_add("kakikomi_auth_failures_total", "reason=\"unknown identity\"", 1);
+		wreq_finish(r, 403, reason, NULL);
+		return -1;
+	}
+	if (!policy_allows(r->site, r->signal)) {
+		snprintf(reason, sizeof(reason), "signal not allowed: site %s may not write %s",
+		    r->site->name, signal_name(r->signal));
+		count_refusal(r, "signal");
+		wreq_finish(r, 403, reason, NULL);
+		return -1;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	if (!ratelimit_take(r->site->name, r->site->rate_limit, r->site->rate_burst,
+	    (double)now.tv_sec + (double)now.tv_nsec / 1e9, &wait)) {
+		char ra[16];
+		snprintf(ra, sizeof(ra), "%d", (int)wait + 1);
+		snprintf(reason, sizeof(reason), "rate limited: site %s is over %g requests/s",
+		    r->site->name, r->site->rate_limit);
+		count_refusal(r, "rate_limit");
+		wreq_finish(r, 429, reason, ra);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+wreq_access(struct wreq *r)
+{
+	struct evkeyvalq *h = evhttp_request_get_input_headers(r->req);
+	struct keyset *ks = jwks_current(r->w->srv->jwks);
+	struct access_identity id;
+	const char *why = NULL;
+	char reason[200];
+	enum access_result res;
+
+	res = access_verify(r->w->srv->access, &r->cfg->access, ks,
+	    evhttp_find_header(h, "Cf-Access-Jwt-Assertion"), time(NULL), &id, &why);
+	if (ks)
+		keyset_unref(ks);
+	if (res == ACCESS_UNKNOWN_KID)
+		jwks_request_refresh(r->w->srv->jwks);
+	if (res != ACCESS_OK) {
+		int status = access_status(res);
+		snprintf(reason, sizeof(reason), "access: %s", why ? why : "denied");
+		wreq_finish(r, status, reason, status == 503 ? RETRY_AFTER_NO_KEYS : NULL);
+		return -1;
+	}
+	snprintf(r->identity, sizeof(r->identity), "%s",
+	    id.common_name[0] ? id.common_name : id.email);
+	return wreq_site(r, &id);
+}
+
+/* Global caps: refuse at once (the sender retries 503) rather than queue. */
+static int
+wreq_admit(struct wreq *r)
+{
+	struct server *srv = r->w->srv;
+	const struct limits_conf *lim = &r->cfg->limits;
+
+	if (server_inflight(srv) >= lim->max_requests ||
+	    __atomic_load_n(&srv->inflight_bytes, __ATOMIC_RELAXED) + r->body_len >
+	    lim->max_inflight_bytes) {
+		count_refusal(r, "overload");
+		wreq_finish(r, 503, "overloaded: too many requests in flight, retry later",
+		    RETRY_AFTER_OVERLOAD);
+		return -1;
+	}
+	inflight_add(srv, 1, (ssize_t)r->body_len);
+	r->counted = 1;
+	return 0;
+}
+
+static int
+route(const char *path, enum signal *signal)
+{
+	if (strcmp(path, "/api/v1/write") == 0)
+		*signal = SIGNAL_METRICS;
+	else if (strcmp(path, "/loki/api/v1/push") == 0)
+		*signal = SIGNAL_LOGS;
+	else
+		return -1;
+	return 0;
+}
+
+static void
+write_cb(struct evhttp_request *req, void *arg)
+{
+	struct worker *w = arg;
+	const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
+	struct wreq *r;
+	enum signal signal;
+
+	if (path == NULL || route(path, &signal) != 0) {
+		reply(req, 404, "not found: kakikomi accepts POST /api/v1/write and "
+		    "POST /loki/api/v1/push", NULL);
+		return;
+	}
+	if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
+		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "POST");
+		reply(req, 405, "method not allowed: use POST", NULL);
+		return;
+	}
+	if ((r = calloc(1, sizeof(*r))) == NULL) {
+		reply(req, 503, "out of memory", RETRY_AFTER_OVERLOAD);
+		return;
+	}
+	clock_gettime(CLOCK_MONOTONIC, &r->start);
+	r->w = w;
+	r->req = req;
+	r->signal = signal;
+	r->cfg = server_config(w->srv);
+	r->body_len = evbuffer_get_length(evhttp_request_get_input_buffer(req));
+	{
+		char labels[64];
+		snprintf(labels, sizeof(labels), "signal=\"%s\"", signal_name(signal));
+		metrics_counter_add("kakikomi_request_bytes_total", labels, (double)r->body_len);
+	}
+	if (wreq_admit(r) != 0 || wreq_access(r) != 0)
+		return;
+	if (r->cfg->nupstreams[signal] == 0) {
+		wreq_finish(r, 404, "no upstream is configured for this signal", NULL);
+		return;
+	}
+	wreq_body(r);
+}
+
+static void
+drain_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct worker *w = arg;
+
+	if (w->bound != NULL) {
+		evhttp_del_accept_socket(w->http, w->bound);
+		w->bound = NULL;
+	}
+}
+
+static void *
+worker_main(void *arg)
+{
+	struct worker *w = arg;
+
+	event_base_loop(w->base, EVLOOP_NO_EXIT_ON_EMPTY);
+	return NULL;
+}
+
+static int
+worker_bind(struct worker *w, const struct config *cfg)
+{
+	struct sockaddr_storage ss;
+	int sslen = sizeof(ss);
+	char addr[300];
+	struct evconnlistener *lev;
+
+	snprintf(addr, sizeof(addr), "%s%s", cfg->listen[0] == ':' ? "0.0.0.0" : "",
+	    cfg->listen);
+	if (evutil_parse_sockaddr_port(addr, (struct sockaddr *)&ss, &sslen) != 0) {
+		log_warnx("listen %s: not an address", cfg->listen);
+		return -1;
+	}
+	lev = evconnlistener_new_bind(w->base, NULL, NULL,
+	    LEV_OPT_REUSEABLE | LEV_OPT_REUSEABLE_PORT | LEV_OPT_CLOSE_ON_FREE |
+	    LEV_OPT_CLOSE_ON_EXEC, 1024, (struct sockaddr *)&ss, sslen);
+	if (lev == NULL) {
+		log_warn("listen %s", cfg->listen);
+		return -1;
+	}
+	if ((w->bound = evhttp_bind_listener(w->http, lev)) == NULL) {
+		evconnlistener_free(lev);
+		return -1;
+	}
+	return 0;
+}
+
+static int
+worker_init(struct worker *w, struct server *srv, const struct config *cfg)
+{
+	struct timeval tv = {
+		.tv_sec = (time_t)(cfg->limits.header_timeout_ms / 1000),
+		.tv_usec = (suseconds_t)(cfg->limits.header_timeout_ms % 1000) * 1000,
+	};
+
+	w->srv = srv;
+	if ((w->base = event_base_new()) == NULL ||
+	    (w->dns = evdns_base_new(w->base, EVDNS_BASE_INITIALIZE_NAMESERVERS)) == NULL ||
+	    (w->http = evhttp_new(w->base)) == NULL ||
+	    (w->pool = upstream_pool_new(w->base, w->dns)) == NULL ||
+	    (w->drain_ev = event_new(w->base, -1, 0, drain_cb, w)) == NULL)
+		return -1;
+	evhttp_set_gencb(w->http, write_cb, w);
+	evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
+	    EVHTTP_REQ_PUT | EVHTTP_REQ_HEAD | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
+	    EVHTTP_REQ_PATCH);
+	evhttp_set_max_body_size(w->http, (ev_ssize_t)cfg->limits.max_body_bytes);
+	evhttp_set_max_headers_size(w->http, 64 * 1024);
+	evhttp_set_timeout_tv(w->http, &tv);
+	return worker_bind(w, cfg);
+}
+
+static void
+worker_free(struct worker *w)
+{
+	if (w->drain_ev)
+		event_free(w->drain_ev);
+	if (w->http)
+		evhttp_free(w->http);
+	upstream_pool_free(w->pool);
+	if (w->dns)
+		evdns_base_free(w->dns, 0);
+	if (w->base)
+		event_base_free(w->base);
+}
+
+struct server *
+server_new(struct config *cfg, struct jwks *jwks, struct access *access)
+{
+	struct server *srv = calloc(1, sizeof(*srv));
+	long cores = sysconf(_SC_NPROCESSORS_ONLN);
+
+	if (srv == NULL)
+		return NULL;
+	pthread_mutex_init(&srv->cfg_lock, NULL);
+	srv->cfg = config_ref(cfg);
+	srv->jwks = jwks;
+	srv->access = access;
+	srv->nworkers = cfg->workers ? cfg->workers : (cores > 0 ? (size_t)cores : 1);
+	if (srv->nworkers > MAX_WORKERS)
+		srv->nworkers = MAX_WORKERS;
+	return srv;
+}
+
+int
+server_start(struct server *srv)
+{
+	for (size_t i = 0; i < srv->nworkers; i++) {
+		struct worker *w = &srv->workers[i];
+		if (worker_init(w, srv, srv->cfg) != 0)
+			return -1;
+	}
+	for (size_t i = 0; i < srv->nworkers; i++) {
+		struct worker *w = &srv->workers[i];
+		if (pthread_create(&w->thread, NULL, worker_main, w) != 0) {
+			log_warn("starting worker %zu", i);
+			return -1;
+		}
+		w->started = 1;
+	}
+	log_info("listening on %s with %zu workers", srv->cfg->listen, srv->nworkers);
+	return 0;
+}
+
+void
+server_drain(struct server *srv)
+{
+	for (size_t i = 0; i < srv->nworkers; i++)
+		if (srv->workers[i].drain_ev)
+			event_active(srv->workers[i].drain_ev, EV_READ, 0);
+}
+
+void
+server_stop(struct server *srv)
+{
+	for (size_t i = 0; i < srv->nworkers; i++) {
+		struct worker *w = &srv->workers[i];
+		if (!w->started)
+			continue;
+		event_base_loopbreak(w->base);
+		pthread_join(w->thread, NULL);
+		w->started = 0;
+	}
+}
+
+void
+server_free(struct server *srv)
+{
+	if (srv == NULL)
+		return;
+	server_stop(srv);
+	for (size_t i = 0; i < srv->nworkers; i++)
+		worker_free(&srv->workers[i]);
+	config_unref(srv->cfg);
+	pthread_mutex_destroy(&srv->cfg_lock);
+	free(srv);
+}

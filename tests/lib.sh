@@ -1,0 +1,232 @@
+# Shell helpers for kakikomi's integration tests.  Source it from a test:
+#   . "$(dirname "$0")/../lib.sh"
+# Provides TAP output (tap_ok / tap_fail / tap_check / tap_done), a temp dir
+# ($T_TMP) and process tracking that are cleaned up on any exit, free loopback
+# ports and readiness polling with bounded deadlines (never fixed sleeps).
+
+set -u
+T_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+T_BUILD=$T_ROOT/${KAKIKOMI_BUILD:-build}
+T_DATA=${KAKIKOMI_TESTDATA:-$T_ROOT/../shared/testdata}
+T_TMP=$(mktemp -d "${TMPDIR:-/tmp}/kakikomi-test.XXXXXX")
+T_N=0
+T_FAILED=0
+T_PIDS=""
+
+t_cleanup() {
+	for pid in $T_PIDS; do
+		kill "$pid" 2>/dev/null
+	done
+	for pid in $T_PIDS; do
+		# bounded: a process that ignores SIGTERM gets SIGKILL after 5 s
+		for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+		kill -9 "$pid" 2>/dev/null
+	done
+	if [ "$T_FAILED" -ne 0 ] && [ -n "${KEEP_TMP:-}" ]; then
+		echo "# kept $T_TMP" >&2
+	else
+		rm -rf "$T_TMP"
+	fi
+}
+trap t_cleanup EXIT
+trap 'exit 130' INT TERM
+
+# track_pid PID: kill this process when the test exits.
+track_pid() { T_PIDS="$T_PIDS $1"; }
+untrack_pid() { T_PIDS=$(echo " $T_PIDS " | sed "s/ $1 / /"); }
+
+tap_ok() { T_N=$((T_N + 1)); echo "ok $T_N - $1"; }
+tap_fail() {
+	T_N=$((T_N + 1)); T_FAILED=$((T_FAILED + 1))
+	echo "not ok $T_N - $1: $2"
+}
+# tap_check NAME EXPECTED ACTUAL
+tap_check() {
+	if [ "$2" = "$3" ]; then tap_ok "$1"
+	else tap_fail "$1" "expected [$2], got [$3]"; fi
+}
+# tap_contains NAME NEEDLE HAYSTACK
+tap_contains() {
+	case "$3" in
+	*"$2"*) tap_ok "$1" ;;
+	*) tap_fail "$1" "[$2] not found in [$(printf %s "$3" | head -c 400)]" ;;
+	esac
+}
+tap_done() {
+	echo "1..$T_N"
+	[ "$T_FAILED" -eq 0 ]
+}
+# tap_bail REASON: a set-up step failed; nothing after it can be tested.
+tap_bail() {
+	tap_fail "setup" "$1"
+	for f in "$T_TMP"/*.log; do
+		[ -f "$f" ] && { echo "# --- $f"; tail -n 20 "$f" | sed 's/^/# /'; }
+	done
+	tap_done
+	exit 1
+}
+
+# free_port: a loopback TCP port nobody listens on now.
+free_port() {
+	local p
+	for _ in $(seq 200); do
+		p=$((20000 + RANDOM % 40000))
+		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+			echo "$p"
+			return 0
+		fi
+	done
+	return 1
+}
+
+# wait_port PORT [SECONDS]: until something accepts on 127.0.0.1:PORT.
+wait_port() {
+	local deadline=$((SECONDS + ${2:-30}))
+	while [ "$SECONDS" -lt "$deadline" ]; do
+		(exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
+# wait_http URL [SECONDS]: until URL answers 2xx.
+wait_http() {
+	local deadline=$((SECONDS + ${2:-30}))
+	while [ "$SECONDS" -lt "$deadline" ]; do
+		curl -sf -o /dev/null --max-time 2 "$1" && return 0
+		sleep 0.05
+	done
+	return 1
+}
+
+# wait_gone PID [SECONDS]: until the process has exited.
+wait_gone() {
+	local deadline=$((SECONDS + ${2:-30}))
+	while [ "$SECONDS" -lt "$deadline" ]; do
+		kill -0 "$1" 2>/dev/null || return 0
+		sleep 0.05
+	done
+	return 1
+}
+
+# start_prometheus NAME PORT [EXTRA_CONFIG_FILE]: a real Prometheus receiving
+# remote write on 127.0.0.1:PORT, storage under $T_TMP/NAME; waits for /-/ready.
+# Sets PROM_PID.
+start_prometheus() {
+	local name=$1 port=$2 cfg=${3:-}
+	mkdir -p "$T_TMP/$name"
+	if [ -z "$cfg" ]; then
+		cfg=$T_TMP/$name/prometheus.yml
+		printf 'global:\n  scrape_interval: 1h\n' > "$cfg"
+	fi
+	prometheus --config.file="$cfg" --storage.tsdb.path="$T_TMP/$name/data" \
+	    --web.listen-address="127.0.0.1:$port" --web.enable-remote-write-receiver \
+	    --web.enable-lifecycle --log.level=warn >"$T_TMP/$name.log" 2>&1 &
+	PROM_PID=$!
+	track_pid "$PROM_PID"
+	wait_http "http://127.0.0.1:$port/-/ready" 60
+}
+
+# prom_query PORT PROMQL: the JSON answer of an instant query.
+prom_query() {
+	curl -s --max-time 10 "http://127.0.0.1:$1/api/v1/query" --data-urlencode "query=$2"
+}
+
+# b64url_json SEGMENT: decodes one base64url JWT segment.
+b64url_json() {
+	local s
+	s=$(printf %s "$1" | tr '_-' '/+')
+	while [ $(( ${#s} % 4 )) -ne 0 ]; do s="$s="; done
+	printf %s "$s" | base64 -d 2>/dev/null
+}
+
+# ---- kakikomi under test ----------------------------------------------------
+T_AUD=4714c1358e65fe4b408ad6d432a5f878f08194bdb4752441fd56faefa9b2b6f2
+T_TEAM=example.cloudflareaccess.com
+T_TOKEN_CN=88bf3b6d86161464f6509f7219099e57.access
+T_TOKEN=$(cat "$T_DATA/access/service-token-aud-array.jwt" 2>/dev/null)
+
+# write_config DIR KPORT MPORT METRICS_URLS LOGS_URLS [SITES_YAML] [EXTRA_TOP_YAML]
+# URLS: space-separated upstream URLs ("" for none).  SITES_YAML replaces the
+# default sites file (tokyo: the testdata service token and alice@example.com,
+# rewrite, tenant tokyo).
+write_config() {
+	local dir=$1 kport=$2 mport=$3 murls=$4 lurls=$5 sites=${6:-} extra=${7:-} u
+	mkdir -p "$dir"
+	{
+		echo "listen: 127.0.0.1:$kport"
+		echo "metrics_listen: 127.0.0.1:$mport"
+		echo "workers: 2"
+		echo "log_level: debug"
+		echo "shutdown_timeout: 10s"
+		echo "access:"
+		echo "  team_domain: $T_TEAM"
+		echo "  audiences: [ \"$T_AUD\" ]"
+		echo "  certs_url: file://$T_DATA/access/certs.json"
+		echo "upstreams:"
+		echo "  metrics:"
+		for u in $murls; do echo "    - { url: \"$u\", timeout: 2s }"; done
+		[ -n "$murls" ] || echo "    []"
+		echo "  logs:"
+		for u in $lurls; do echo "    - { url: \"$u\", timeout: 2s }"; done
+		[ -n "$lurls" ] || echo "    []"
+		echo "sites_file: sites.yml"
+		[ -z "$extra" ] || printf '%s\n' "$extra"
+	} > "$dir/kakikomi.yml"
+	if [ -n "$sites" ]; then
+		printf '%s\n' "$sites" > "$dir/sites.yml"
+	else
+		cat > "$dir/sites.yml" <<SITES
+label: provider
+sites:
+  tokyo:
+    tokens: [ "$T_TOKEN_CN" ]
+    emails: [ "alice@example.com" ]
+    provider: [ tokyo ]
+    on_mismatch: rewrite
+    signals: [ metrics, logs ]
+    tenant: tokyo
+SITES
+	fi
+}
+
+# start_kakikomi CONFIG MPORT: starts ./kakikomi, waits for /readyz.  Sets KK_PID.
+start_kakikomi() {
+	"$T_BUILD/kakikomi" -c "$1" >>"$T_TMP/kakikomi.log" 2>&1 &
+	KK_PID=$!
+	track_pid "$KK_PID"
+	wait_http "http://127.0.0.1:$2/readyz" 30
+}
+
+# start_sink NAME PORT [sink flags...]: a recording upstream; records in $T_TMP/NAME.
+start_sink() {
+	local name=$1 port=$2; shift 2
+	mkdir -p "$T_TMP/$name"
+	"$T_BUILD/tools/sink" --listen "127.0.0.1:$port" --dir "$T_TMP/$name" "$@" \
+	    >"$T_TMP/$name.log" 2>&1 &
+	SINK_PID=$!
+	track_pid "$SINK_PID"
+	wait_port "$port" 10
+}
+
+# post URL BODYFILE [curl args...]: prints "STATUS BODY" (body on one line).
+post() {
+	local url=$1 file=$2; shift 2
+	curl -s --max-time 20 -o "$T_TMP/resp.body" -D "$T_TMP/resp.headers" \
+	    -w '%{http_code}' --data-binary "@$file" "$@" "$url" > "$T_TMP/resp.code"
+	printf '%s %s' "$(cat "$T_TMP/resp.code")" "$(tr -d '\r' < "$T_TMP/resp.body" | head -n 1)"
+}
+
+# rw_post URL BODYFILE TOKEN [curl args...]: a remote write as Prometheus sends it.
+rw_post() {
+	local url=$1 file=$2 tok=$3
+	shift 3
+	post "$url" "$file" -H "Content-Type: application/x-protobuf" \
+	    -H "Content-Encoding: snappy" -H "X-Prometheus-Remote-Write-Version: 0.1.0" \
+	    -H "User-Agent: Prometheus/2.42.0" -H "Cf-Access-Jwt-Assertion: $tok" "$@"
+}
+
+# resp_header NAME: a header of the last post's answer.
+resp_header() {
+	grep -i "^$1:" "$T_TMP/resp.headers" | head -n 1 | cut -d: -f2- | tr -d ' \r'
+}

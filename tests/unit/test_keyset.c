@@ -1,0 +1,298 @@
+/* Unit tests for keyset.c: JWKS parsing, key filtering, bounds, base64url. */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <cmocka.h>
+#include <jansson.h>
+
+#include "keyset.h"
+
+#define TD "../shared/testdata/access/"
+
+static char *
+slurp(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	char *buf = NULL;
+	long n = 0;
+
+	if (f == NULL)
+		fail_msg("cannot open %s (tests run from /work/main)", path);
+	if (fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 ||
+	    fseek(f, 0, SEEK_SET) != 0 || (buf = malloc((size_t)n + 1)) == NULL ||
+	    fread(buf, 1, (size_t)n, f) != (size_t)n)
+		fail_msg("cannot read %s", path);
+	fclose(f);
+	buf[n] = '\0';
+	*len = (size_t)n;
+	return buf;
+}
+
+/* The first line of a .kid file. */
+static void
+read_kid(const char *path, char *kid, size_t kidsz)
+{
+	size_t len;
+	char *s = slurp(path, &len);
+
+	s[strcspn(s, "\r\n")] = '\0';
+	snprintf(kid, kidsz, "%s", s);
+	free(s);
+}
+
+static struct keyset *
+parse_str(const char *json, const char **errstr)
+{
+	*errstr = NULL;
+	return keyset_parse(json, strlen(json), errstr);
+}
+
+/* keys[i] of certs.json, as a new JSON object the caller may modify. */
+static json_t *
+testdata_jwk(size_t i)
+{
+	json_t *doc = json_load_file(TD "certs.json", 0, NULL), *k;
+
+	assert_non_null(doc);
+	k = json_deep_copy(json_array_get(json_object_get(doc, "keys"), i));
+	assert_non_null(k);
+	json_decref(doc);
+	return k;
+}
+
+/* Parses {"keys":[...]} built from the given JWK objects (references stolen). */
+static struct keyset *
+parse_keys(const char **errstr, size_t n, ...)
+{
+	json_t *doc = json_object(), *keys = json_array();
+	struct keyset *ks;
+	va_list ap;
+	char *s;
+
+	va_start(ap, n);
+	for (size_t i = 0; i < n; i++)
+		json_array_append_new(keys, va_arg(ap, json_t *));
+	va_end(ap);
+	json_object_set_new(doc, "keys", keys);
+	s = json_dumps(doc, 0);
+	ks = parse_str(s, errstr);
+	free(s);
+	json_decref(doc);
+	return ks;
+}
+
+static void
+test_testdata_two_keys(void **state)
+{
+	char cur[128], prev[128];
+	const char *err = NULL, *pem;
+	size_t len, plen, flen;
+	char *json = slurp(TD "certs.json", &len), *file;
+	struct keyset *ks = keyset_parse(json, len, &err);
+
+	read_kid(TD "current.kid", cur, sizeof(cur));
+	read_kid(TD "previous.kid", prev, sizeof(prev));
+	assert_non_null(ks);
+	assert_int_equal(keyset_count(ks), 2);
+	assert_string_equal(keyset_kid(ks, 0), cur);
+	assert_string_equal(keyset_kid(ks, 1), prev);
+	assert_null(keyset_kid(ks, 2));
+
+	pem = keyset_pem(ks, cur, &plen);
+	file = slurp(TD "current-public.pem", &flen);
+	assert_non_null(pem);
+	assert_int_equal(plen, flen);
+	assert_memory_equal(pem, file, flen);
+	assert_int_equal(pem[plen], '\0');
+	free(file);
+
+	pem = keyset_pem(ks, prev, &plen);
+	file = slurp(TD "previous-public.pem", &flen);
+	assert_non_null(pem);
+	assert_int_equal(plen, flen);
+	assert_memory_equal(pem, file, flen);
+	free(file);
+
+	/* the certificate in public_cert never counts as a key */
+	assert_null(keyset_pem(ks, "nope", &plen));
+	keyset_unref(ks);
+	free(json);
+}
+
+static void
+test_generation(void **state)
+{
+	const char *err;
+	size_t len;
+	char *json = slurp(TD "certs.json", &len);
+	struct keyset *a = keyset_parse(json, len, &err);
+	struct keyset *b = keyset_parse(json, len, &err);
+	struct keyset *one = parse_keys(&err, 1, testdata_jwk(0));
+
+	assert_non_null(a);
+	assert_non_null(b);
+	assert_non_null(one);
+	/* a refresh that changes nothing must not flush the token cache */
+	assert_true(keyset_generation(a) == keyset_generation(b));
+	assert_true(keyset_generation(a) != keyset_generation(one));
+	keyset_unref(a);
+	keyset_unref(b);
+	keyset_unref(one);
+	free(json);
+}
+
+static void
+test_refcount(void **state)
+{
+	const char *err;
+	struct keyset *ks = parse_keys(&err, 1, testdata_jwk(0));
+
+	assert_non_null(ks);
+	assert_ptr_equal(keyset_ref(ks), ks);
+	keyset_unref(ks);
+	/* still alive: ASan would report a use after free here */
+	assert_int_equal(keyset_count(ks), 1);
+	keyset_unref(ks);
+	keyset_unref(NULL);
+}
+
+static void
+test_skips_unusable_keys(void **state)
+{
+	json_t *ec = testdata_jwk(0), *rs384 = testdata_jwk(0);
+	json_t *enc = testdata_jwk(0), *nokty = testdata_jwk(0);
+	json_t *good = testdata_jwk(1), *dup = testdata_jwk(1);
+	json_t *noalg = testdata_jwk(0);
+	const char *err;
+	struct keyset *ks;
+
+	json_object_set_new(ec, "kty", json_string("EC"));
+	json_object_set_new(ec, "kid", json_string("ec"));
+	json_object_set_new(rs384, "alg", json_string("RS384"));
+	json_object_set_new(rs384, "kid", json_string("rs384"));
+	json_object_set_new(enc, "use", json_string("enc"));
+	json_object_set_new(enc, "kid", json_string("enc"));
+	json_object_del(nokty, "kty");
+	json_object_set_new(nokty, "kid", json_string("nokty"));
+	/* alg and use are optional in a JWK */
+	json_object_del(noalg, "alg");
+	json_object_del(noalg, "use");
+	json_object_set_new(noalg, "kid", json_string("noalg"));
+
+	ks = parse_keys(&err, 7, ec, rs384, enc, nokty, good, dup, noalg);
+	assert_non_null(ks);
+	assert_int_equal(keyset_count(ks), 2);
+	assert_string_equal(keyset_kid(ks, 0),
+	    "a60ad6790041848dfd419c057591627b451010eebd877158b170ec371c9a6758");
+	assert_string_equal(keyset_kid(ks, 1), "noalg");
+	assert_null(keyset_pem(ks, "ec", NULL));
+	assert_null(keyset_pem(ks, "rs384", NULL));
+	assert_null(keyset_pem(ks, "enc", NULL));
+	assert_null(keyset_pem(ks, "nokty", NULL));
+	keyset_unref(ks);
+}
+
+/* err is read here, after the call that sets it has run. */
+static void
+expect_refused(struct keyset *ks, const char **err, const char *want)
+{
+	if (ks != NULL)
+		fail_msg("parsed, expected refusal \"%s\"", want);
+	assert_non_null(*err);
+	assert_string_equal(*err, want);
+}
+
+static void
+test_malformed_documents(void **state)
+{
+	const char *err;
+
+	expect_refused(parse_str("{\"keys\":[", &err), &err, "malformed JSON");
+	expect_refused(parse_str("", &err), &err, "malformed JSON");
+	expect_refused(parse_str("{}", &err), &err, "no keys array");
+	expect_refused(parse_str("{\"keys\":{}}", &err), &err, "no keys array");
+	expect_refused(parse_str("{\"keys\":[]}", &err), &err, "no keys");
+	expect_refused(parse_str("{\"keys\":[1]}", &err), &err, "key is not an object");
+	expect_refused(parse_str("{\"keys\":[{\"kty\":\"EC\",\"kid\":\"x\"}]}", &err),
+	    &err, "kty is not RSA");
+	expect_refused(parse_str("{\"keys\":[{\"kty\":\"RSA\",\"kid\":\"x\","
+	    "\"n\":\"AQAB\",\"e\":\"AQAB\"}]}", &err), &err, "n too small");
+	expect_refused(parse_str("{\"keys\":[{\"kty\":\"RSA\",\"kid\":\"x\","
+	    "\"n\":\"A+B/\",\"e\":\"AQAB\"}]}", &err), &err, "bad or too large n");
+	expect_refused(parse_str("{\"keys\":[{\"kty\":\"RSA\",\"kid\":\"x\","
+	    "\"e\":\"AQAB\"}]}", &err), &err, "bad or too large n");
+}
+
+static void
+test_bounds(void **state)
+{
+	json_t *huge = testdata_jwk(0), *longkid = testdata_jwk(0);
+	json_t *noe = testdata_jwk(0), *doc, *keys;
+	char n[1400], kid[KEYSET_MAX_KID + 2];
+	const char *err;
+	char *s;
+
+	/* 8200 bits: over the 8192-bit bound */
+	memset(n, 'z', 1367);
+	n[1367] = '\0';
+	json_object_set_new(huge, "n", json_string(n));
+	expect_refused(parse_keys(&err, 1, huge), &err, "bad or too large n");
+
+	memset(kid, 'k', sizeof(kid) - 1);
+	kid[sizeof(kid) - 1] = '\0';
+	json_object_set_new(longkid, "kid", json_string(kid));
+	expect_refused(parse_keys(&err, 1, longkid), &err, "bad kid");
+
+	json_object_set_new(noe, "e", json_string("AQABAQABAQAB"));
+	expect_refused(parse_keys(&err, 1, noe), &err, "bad e");
+
+	doc = json_object();
+	keys = json_array();
+	for (int i = 0; i < 33; i++)
+		json_array_append_new(keys, testdata_jwk(0));
+	json_object_set_new(doc, "keys", keys);
+	s = json_dumps(doc, 0);
+	expect_refused(parse_str(s, &err), &err, "too many keys");
+	free(s);
+	json_decref(doc);
+}
+
+static void
+test_b64url(void **state)
+{
+	unsigned char out[8];
+
+	assert_int_equal(keyset_b64url_decode("AQAB", 4, out, sizeof(out)), 3);
+	assert_memory_equal(out, "\x01\x00\x01", 3);
+	assert_int_equal(keyset_b64url_decode("-_8", 3, out, sizeof(out)), 2);
+	assert_memory_equal(out, "\xfb\xff", 2);
+	assert_int_equal(keyset_b64url_decode("", 0, out, sizeof(out)), 0);
+	assert_int_equal(keyset_b64url_decode("AQ", 2, out, sizeof(out)), 1);
+	/* standard-alphabet characters, padding and a 4n+1 length are refused */
+	assert_int_equal(keyset_b64url_decode("A+B/", 4, out, sizeof(out)), -1);
+	assert_int_equal(keyset_b64url_decode("AQ==", 4, out, sizeof(out)), -1);
+	assert_int_equal(keyset_b64url_decode("AQABA", 5, out, sizeof(out)), -1);
+	/* never writes past outsz */
+	assert_int_equal(keyset_b64url_decode("AQABAQAB", 8, out, 5), -1);
+	assert_int_equal(keyset_b64url_decode("AQABAQAB", 8, out, 6), 6);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_testdata_two_keys),
+		cmocka_unit_test(test_generation),
+		cmocka_unit_test(test_refcount),
+		cmocka_unit_test(test_skips_unusable_keys),
+		cmocka_unit_test(test_malformed_documents),
+		cmocka_unit_test(test_bounds),
+		cmocka_unit_test(test_b64url),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
