@@ -23,7 +23,7 @@ LIBOBJS	:= $(patsubst gateway/%.c,$(BUILD)/%.o,$(filter-out gateway/main.c,$(SRC
 UNITS	:= $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 TOOLS	:= $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(wildcard tests/tools/*.c))
 
-.PHONY: all test asan fuzz bench clean tools units
+.PHONY: all test asan fuzz bench clean tools units demo
 
 all: kakikomi
 
@@ -63,3 +63,6 @@ bench: all tools
 
 clean:
 	rm -rf build build-asan build-fuzz kakikomi
+
+demo: all tools
+	tests/demo.sh

@@ -36,7 +36,7 @@ labels_set_reset(struct labels_set *ls)
 	ls->n = 0;
 }
 
-static int
+int
 labels_grow(struct labels_set *ls)
 {
 	struct labels_pair	*v;
@@ -50,23 +50,6 @@ labels_grow(struct labels_set *ls)
 		return -1;
 	ls->v = v;
 	ls->cap = cap;
-	return 0;
-}
-
-int
-labels_add(struct labels_set *ls, const uint8_t *name, size_t nlen,
-    const uint8_t *value, size_t vlen)
-{
-	struct labels_pair	*p;
-
-	if (labels_grow(ls) == -1)
-		return -1;
-	p = &ls->v[ls->n++];
-	p->name = name;
-	p->nlen = nlen;
-	p->value = value;
-	p->vlen = vlen;
-	p->nref = p->vref = 0;
 	return 0;
 }
 
@@ -378,6 +361,9 @@ pair_cmp(const void *a, const void *b)
 	size_t				 n = x->nlen < y->nlen ? x->nlen : y->nlen;
 	int				 c;
 
+	/* Names mostly differ in their first byte: spare the call. */
+	if (n > 0 && x->name[0] != y->name[0])
+		return x->name[0] < y->name[0] ? -1 : 1;
 	if ((c = memcmp(x->name, y->name, n)) != 0)
 		return c;
 	return (x->nlen > y->nlen) - (x->nlen < y->nlen);
@@ -410,7 +396,9 @@ labels_find(struct labels_set *ls, const char *name, size_t nlen)
 	size_t	i;
 
 	for (i = 0; i < ls->n; i++)
-		if (ls->v[i].nlen == nlen && memcmp(ls->v[i].name, name, nlen) == 0)
+		if (ls->v[i].nlen == nlen && (nlen == 0 ||
+		    (ls->v[i].name[0] == (uint8_t)name[0] &&
+		    memcmp(ls->v[i].name, name, nlen) == 0)))
 			return &ls->v[i];
 	return NULL;
 }

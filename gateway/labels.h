@@ -60,9 +60,26 @@ enum labels_verdict {
 void	labels_set_init(struct labels_set *ls);
 void	labels_set_free(struct labels_set *ls);
 void	labels_set_reset(struct labels_set *ls);
-/* Appends a pair; 0, or -1 when out of memory. */
-int	labels_add(struct labels_set *ls, const uint8_t *name, size_t nlen,
-	    const uint8_t *value, size_t vlen);
+/* Makes room for one more pair; 0, or -1 when out of memory. */
+int	labels_grow(struct labels_set *ls);
+
+/* Appends a pair; 0, or -1 when out of memory.  Inline: once per label. */
+static inline int
+labels_add(struct labels_set *ls, const uint8_t *name, size_t nlen,
+    const uint8_t *value, size_t vlen)
+{
+	struct labels_pair	*p;
+
+	if (ls->n == ls->cap && labels_grow(ls) == -1)
+		return -1;
+	p = &ls->v[ls->n++];
+	p->name = name;
+	p->nlen = nlen;
+	p->value = value;
+	p->vlen = vlen;
+	p->nref = p->vref = 0;
+	return 0;
+}
 
 /* Parses a Loki labels string into ls (reset first).  0, or -1 + errstr. */
 int	labels_parse(const uint8_t *s, size_t len, struct labels_set *ls,

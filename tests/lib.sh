@@ -230,3 +230,39 @@ rw_post() {
 resp_header() {
 	grep -i "^$1:" "$T_TMP/resp.headers" | head -n 1 | cut -d: -f2- | tr -d ' \r'
 }
+
+# make_test_ca DIR [SAN]: a throwaway CA (DIR/ca.pem) and a server certificate
+# signed by it (DIR/server.pem, DIR/server.key) for SAN (default
+# IP:127.0.0.1,DNS:localhost).
+make_test_ca() {
+	local dir=$1 san=${2:-IP:127.0.0.1,DNS:localhost}
+	mkdir -p "$dir"
+	openssl req -x509 -newkey rsa:2048 -nodes -days 2 -subj "/CN=kakikomi test CA" \
+	    -keyout "$dir/ca.key" -out "$dir/ca.pem" 2>/dev/null &&
+	openssl req -newkey rsa:2048 -nodes -subj "/CN=kakikomi test server" \
+	    -keyout "$dir/server.key" -out "$dir/server.csr" 2>/dev/null &&
+	printf 'subjectAltName=%s\n' "$san" > "$dir/ext.cnf" &&
+	openssl x509 -req -in "$dir/server.csr" -CA "$dir/ca.pem" -CAkey "$dir/ca.key" \
+	    -CAcreateserial -days 2 -extfile "$dir/ext.cnf" -out "$dir/server.pem" 2>/dev/null
+}
+
+# start_cfaccess LOG [serve flags...]: the Access stand-in; waits for its ready
+# line and sets CFA_PID, CFA_TLS, CFA_EDGE, CFA_ADMIN (host:port, "-" if absent).
+start_cfaccess() {
+	local log=$1 line deadline=$((SECONDS + 30)); shift
+	"$T_BUILD/tools/cfaccess" serve "$@" >"$log" 2>&1 &
+	CFA_PID=$!
+	track_pid "$CFA_PID"
+	while [ "$SECONDS" -lt "$deadline" ]; do
+		line=$(grep -m1 '^cfaccess ready' "$log")
+		if [ -n "$line" ]; then
+			CFA_TLS=$(printf %s "$line" | sed -n 's/.*tls_listen=\([^ ]*\).*/\1/p')
+			CFA_EDGE=$(printf %s "$line" | sed -n 's/.* listen=\([^ ]*\).*/\1/p')
+			CFA_ADMIN=$(printf %s "$line" | sed -n 's/.*admin_listen=\([^ ]*\).*/\1/p')
+			return 0
+		fi
+		kill -0 "$CFA_PID" 2>/dev/null || return 1
+		sleep 0.05
+	done
+	return 1
+}
