@@ -14,6 +14,7 @@
 
 #include <ctype.h>
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -30,6 +31,7 @@
 #define CONFIG_WORKERS_MAX	1024
 #define CONFIG_REFRESH_MIN_MS	10000
 #define CONFIG_KEY_MAX		32		/* longest key worth a did-you-mean */
+#define CONFIG_DEPTH_MAX	8		/* the schema needs 4 */
 
 #define MS_SECOND	1000ull
 #define MS_MINUTE	(60 * MS_SECOND)
@@ -173,7 +175,7 @@ config_parse_size(const char *s, uint64_t *out)
 
 	if (parse_digits(s, &v, &end) == -1)
 		return -1;
-	while (*end == ' ')
+	while (*end == ' ' && end[1] != '\0')	/* "16 MiB", not "16 " */
 		end++;
 	for (size_t i = 0; i < NELEM(units); i++)
 		if (strcmp(end, units[i].unit) == 0)
@@ -1062,7 +1064,8 @@ site_parse(struct ctx *c, const yaml_node_t *k, const yaml_node_t *v,
 	c->site = site->name;
 	snprintf(section, sizeof(section), "site '%.64s'", site->name);
 	walk(c, v, k, section, site_fields, NELEM(site_fields), site);
-	if (site->tokens.n == 0 && site->emails.n == 0)
+	if (site->tokens.n == 0 && site->emails.n == 0 &&
+	    (v->type == YAML_MAPPING_NODE || is_null(v)))
 		cerr(c, k, "site '%.64s' has no tokens and no emails",
 		    site->name);
 	if (site->rate_limit > 0 && site->rate_burst == 0)
@@ -1239,43 +1242,131 @@ syntax_error(struct ctx *c, const yaml_parser_t *p, const char *buf,
 	    p->context != NULL ? p->context : "");
 }
 
-/* Exactly one document whose root is a mapping; -1 after reporting. */
+static const yaml_char_t *
+event_anchor(const yaml_event_t *ev)
+{
+	switch (ev->type) {
+	case YAML_SCALAR_EVENT:
+		return ev->data.scalar.anchor;
+	case YAML_SEQUENCE_START_EVENT:
+		return ev->data.sequence_start.anchor;
+	case YAML_MAPPING_START_EVENT:
+		return ev->data.mapping_start.anchor;
+	default:
+		return NULL;
+	}
+}
+
+/* Why this event is refused, or NULL.  Tracks the nesting in *depth. */
+static const char *
+event_refused(const yaml_event_t *ev, int *depth, int *docs)
+{
+	if (ev->type == YAML_ALIAS_EVENT || event_anchor(ev) != NULL)
+		return "anchors and aliases are not supported";
+	if (ev->type == YAML_DOCUMENT_START_EVENT && ++*docs > 1)
+		return "only one YAML document is allowed";
+	if (ev->type == YAML_SEQUENCE_START_EVENT ||
+	    ev->type == YAML_MAPPING_START_EVENT)
+		if (++*depth > CONFIG_DEPTH_MAX)
+			return "nested deeper than any configuration key";
+	if (ev->type == YAML_SEQUENCE_END_EVENT ||
+	    ev->type == YAML_MAPPING_END_EVENT)
+		--*depth;
+	return NULL;
+}
+
+/*
+ * A first pass over the events, stopping at the first problem: syntax,
+ * more than one document, anchors (the schema has no use for them), and
+ * nesting beyond the schema, before libyaml's scanner, whose cost grows
+ * with depth times length, spends minutes on a pathological file.
+ */
 static int
-doc_parse(struct ctx *c, const char *buf, size_t len, yaml_document_t *doc)
+events_check(struct ctx *c, const char *buf, size_t len)
 {
 	yaml_parser_t	 p;
-	yaml_document_t	 extra;
-	yaml_node_t	*root, *more;
-	int		 rc = -1;
+	yaml_event_t	 ev;
+	const char	*why = NULL;
+	int		 depth = 0, docs = 0, end = 0;
 
 	if (!yaml_parser_initialize(&p)) {
 		*c->oom = 1;
 		return -1;
 	}
 	yaml_parser_set_input_string(&p, (const unsigned char *)buf, len);
-	if (!yaml_parser_load(&p, doc)) {
-		syntax_error(c, &p, buf, len);
-		yaml_parser_delete(&p);
+	while (!end && why == NULL) {
+		if (!yaml_parser_parse(&p, &ev)) {
+			syntax_error(c, &p, buf, len);
+			yaml_parser_delete(&p);
+			return -1;
+		}
+		if ((why = event_refused(&ev, &depth, &docs)) != NULL)
+			cerr_line(c, (unsigned long)ev.start_mark.line + 1, "%s",
+			    why);
+		end = ev.type == YAML_STREAM_END_EVENT;
+		yaml_event_delete(&ev);
+	}
+	yaml_parser_delete(&p);
+	return why == NULL ? 0 : -1;
+}
+
+/* Exactly one document whose root is a mapping; -1 after reporting. */
+static int
+doc_parse(struct ctx *c, const char *buf, size_t len, yaml_document_t *doc)
+{
+	yaml_parser_t	 p;
+	yaml_node_t	*root;
+	int		 ok;
+
+	if (events_check(c, buf, len) == -1)
+		return -1;
+	if (!yaml_parser_initialize(&p)) {
+		*c->oom = 1;
 		return -1;
 	}
+	yaml_parser_set_input_string(&p, (const unsigned char *)buf, len);
+	if (!(ok = yaml_parser_load(&p, doc)))
+		syntax_error(c, &p, buf, len);
+	yaml_parser_delete(&p);
+	if (!ok)
+		return -1;
 	if ((root = yaml_document_get_root_node(doc)) == NULL)
 		cerr_line(c, 1, "file is empty");
 	else if (root->type != YAML_MAPPING_NODE)
 		cerr(c, root, "expected a mapping at the top level, not %s",
 		    node_kind(root));
-	else if (!yaml_parser_load(&p, &extra))
-		syntax_error(c, &p, buf, len);
-	else {
-		if ((more = yaml_document_get_root_node(&extra)) != NULL)
-			cerr(c, more, "only one YAML document is allowed");
-		else
-			rc = 0;
-		yaml_document_delete(&extra);
+	else
+		return 0;
+	yaml_document_delete(doc);
+	return -1;
+}
+
+/* The line of an error of this file; the final "too many errors" last. */
+static unsigned long
+error_line(const struct ctx *c, const char *e)
+{
+	size_t	n = strlen(c->file);
+
+	if (strncmp(e, c->file, n) != 0 || e[n] != ':')
+		return ULONG_MAX;
+	return strtoul(e + n + 1, NULL, 10);
+}
+
+/* Stable insertion sort of this file's errors by line: some checks run
+ * after their section is read, but people read the list top down. */
+static void
+errors_sort(const struct ctx *c, size_t from)
+{
+	char	**v = c->errs->v, *e;
+	size_t	  i, j;
+
+	for (i = from + 1; i < c->errs->n; i++) {
+		e = v[i];
+		for (j = i; j > from &&
+		    error_line(c, v[j - 1]) > error_line(c, e); j--)
+			v[j] = v[j - 1];
+		v[j] = e;
 	}
-	yaml_parser_delete(&p);
-	if (rc == -1)
-		yaml_document_delete(doc);
-	return rc;
 }
 
 /*
@@ -1290,7 +1381,7 @@ file_load(struct ctx *c, struct ctx *parent, const struct field *fields,
 	yaml_document_t	 doc;
 	const char	*why = NULL;
 	char		*buf, msg[1024];
-	size_t		 len = 0;
+	size_t		 len = 0, first = c->errs->n;
 
 	if ((buf = file_read(c->file, &len, &why)) == NULL) {
 		if (parent != NULL)
@@ -1310,6 +1401,7 @@ file_load(struct ctx *c, struct ctx *parent, const struct field *fields,
 		idents_check(c);
 		c->doc = NULL;
 		yaml_document_delete(&doc);
+		errors_sort(c, first);
 	}
 	free(buf);
 }

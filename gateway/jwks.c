@@ -382,12 +382,34 @@ request_target(const struct evhttp_uri *uri, char *buf, size_t bufsz)
 	return n < 0 || (size_t)n >= bufsz ? -1 : 0;
 }
 
+static struct evhttp_request *
+request_new(struct jwks *j, const char *host, int port)
+{
+	struct evhttp_request *req = evhttp_request_new(request_cb, j);
+	struct evkeyvalq *h;
+	char hosthdr[300];
+
+	if (req == NULL)
+		return NULL;
+	evhttp_request_set_error_cb(req, request_error_cb);
+	h = evhttp_request_get_output_headers(req);
+	snprintf(hosthdr, sizeof(hosthdr), port == 443 ? "%s" : "%s:%d", host, port);
+	if (evhttp_add_header(h, "Host", hosthdr) != 0 ||
+	    evhttp_add_header(h, "Accept", "application/json") != 0 ||
+	    evhttp_add_header(h, "User-Agent", "kakikomi") != 0 ||
+	    evhttp_add_header(h, "Connection", "close") != 0) {
+		evhttp_request_free(req);
+		return NULL;
+	}
+	return req;
+}
+
 static const char *
 fetch_https(struct jwks *j, const struct evhttp_uri *uri)
 {
 	const char *host = evhttp_uri_get_host(uri), *why;
 	int port = evhttp_uri_get_port(uri);
-	char target[2048], hosthdr[300];
+	char target[2048];
 	struct evhttp_request *req;
 	struct bufferevent *bev;
 	SSL *ssl;
@@ -414,17 +436,8 @@ fetch_https(struct jwks *j, const struct evhttp_uri *uri)
 	evhttp_connection_set_timeout(j->evcon, JWKS_TIMEOUT_S);
 	evhttp_connection_set_max_body_size(j->evcon, JWKS_MAX_BODY);
 	evhttp_connection_set_max_headers_size(j->evcon, JWKS_MAX_HEADERS);
-	if ((req = evhttp_request_new(request_cb, j)) == NULL)
+	if ((req = request_new(j, host, port)) == NULL)
 		return "out of memory";
-	evhttp_request_set_error_cb(req, request_error_cb);
-	snprintf(hosthdr, sizeof(hosthdr), port == 443 ? "%s" : "%s:%d", host, port);
-	evhttp_add_header(evhttp_request_get_output_headers(req), "Host", hosthdr);
-	evhttp_add_header(evhttp_request_get_output_headers(req), "Accept",
-	    "application/json");
-	evhttp_add_header(evhttp_request_get_output_headers(req), "User-Agent",
-	    "kakikomi");
-	evhttp_add_header(evhttp_request_get_output_headers(req), "Connection",
-	    "close");
 	/* libevent may fail the request, and call request_cb, before returning */
 	j->in_flight = 1;
 	if (evhttp_make_request(j->evcon, req, EVHTTP_REQ_GET, target) != 0 &&

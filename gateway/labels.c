@@ -364,7 +364,7 @@ pair_cmp(const void *a, const void *b)
 	/* Names mostly differ in their first byte: spare the call. */
 	if (n > 0 && x->name[0] != y->name[0])
 		return x->name[0] < y->name[0] ? -1 : 1;
-	if ((c = memcmp(x->name, y->name, n)) != 0)
+	if (n > 0 && (c = memcmp(x->name, y->name, n)) != 0)
 		return c;
 	return (x->nlen > y->nlen) - (x->nlen < y->nlen);
 }

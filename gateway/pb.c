@@ -182,27 +182,60 @@ fail:
 	return -1;
 }
 
+uint8_t *
+pb_claim(struct pb_buf *b, size_t n)
+{
+	uint8_t	*p;
+
+	if (pb_buf_reserve(b, n) == -1)
+		return NULL;
+	p = b->data + b->len;
+	b->len += n;
+	return p;
+}
+
+uint8_t *
+pb_encode_varint(uint8_t *p, uint64_t v)
+{
+	while (v >= 0x80) {
+		*p++ = (uint8_t)(v | 0x80);
+		v >>= 7;
+	}
+	*p++ = (uint8_t)v;
+	return p;
+}
+
+uint8_t *
+pb_encode_bytes(uint8_t *p, uint32_t num, const void *data, size_t n)
+{
+	p = pb_encode_varint(p, (uint64_t)num << 3 | PB_LEN);
+	p = pb_encode_varint(p, n);
+	memcpy(p, data, n);
+	return p + n;
+}
+
+size_t
+pb_bytes_size(uint32_t num, size_t n)
+{
+	return pb_varint_size((uint64_t)num << 3) + pb_varint_size(n) + n;
+}
+
 void
 pb_put_raw(struct pb_buf *b, const void *p, size_t n)
 {
-	if (n == 0 || pb_buf_reserve(b, n) == -1)
-		return;
-	memcpy(b->data + b->len, p, n);
-	b->len += n;
+	uint8_t	*dst;
+
+	if (n > 0 && (dst = pb_claim(b, n)) != NULL)
+		memcpy(dst, p, n);
 }
 
 void
 pb_put_varint(struct pb_buf *b, uint64_t v)
 {
-	uint8_t	tmp[10];
-	size_t	n = 0;
+	uint8_t	*p;
 
-	while (v >= 0x80) {
-		tmp[n++] = (uint8_t)(v | 0x80);
-		v >>= 7;
-	}
-	tmp[n++] = (uint8_t)v;
-	pb_put_raw(b, tmp, n);
+	if ((p = pb_claim(b, pb_varint_size(v))) != NULL)
+		pb_encode_varint(p, v);
 }
 
 void
@@ -234,15 +267,24 @@ pb_size_except(const uint8_t *buf, size_t len, uint32_t skip)
 	return n;
 }
 
+/* Adjacent fields are copied as one run: usually one copy per message. */
 void
 pb_put_except(struct pb_buf *b, const uint8_t *buf, size_t len, uint32_t skip)
 {
-	struct pb_reader	r;
-	struct pb_field		f;
+	struct pb_reader	 r;
+	struct pb_field		 f;
 	const char		*errstr;
+	const uint8_t		*run = NULL, *end = NULL;
 
 	pb_reader_init(&r, buf, len);
-	while (pb_next(&r, &f, &errstr) == 1)
-		if (f.num != skip)
-			pb_put_raw(b, f.start, f.rawlen);
+	while (pb_next(&r, &f, &errstr) == 1) {
+		if (f.num == skip)
+			continue;
+		if (f.start != end) {
+			pb_put_raw(b, run, (size_t)(end - run));
+			run = f.start;
+		}
+		end = f.start + f.rawlen;
+	}
+	pb_put_raw(b, run, (size_t)(end - run));
 }

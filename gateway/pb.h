@@ -79,6 +79,18 @@ void	pb_buf_free(struct pb_buf *b);
 /* 1 when an append failed since init. */
 int	pb_buf_failed(const struct pb_buf *b);
 
+/*
+ * Appends n bytes for the caller to fill and returns them, or NULL after a
+ * failure: one bounds check for a whole message written with pb_encode_*.
+ */
+uint8_t	*pb_claim(struct pb_buf *b, size_t n);
+/* Writes v at p (room for pb_varint_size(v) bytes); returns the end. */
+uint8_t	*pb_encode_varint(uint8_t *p, uint64_t v);
+/* Writes tag, length and bytes at p; returns the end. */
+uint8_t	*pb_encode_bytes(uint8_t *p, uint32_t num, const void *data, size_t n);
+/* Bytes pb_encode_bytes() writes. */
+size_t	pb_bytes_size(uint32_t num, size_t n);
+
 void	pb_put_raw(struct pb_buf *b, const void *p, size_t n);
 void	pb_put_varint(struct pb_buf *b, uint64_t v);
 void	pb_put_tag(struct pb_buf *b, uint32_t num, int wt);

@@ -32,6 +32,9 @@
 #define V2_TS_HISTOGRAMS 3
 #define V2_TS_EXEMPLARS	4
 
+/* What an absent name or value reads as (never a NULL view). */
+static const uint8_t empty[1];
+
 struct symbol {
 	const uint8_t	*p;
 	size_t		 n;
@@ -58,6 +61,12 @@ struct rw_version {
 	uint32_t	 series_field;
 	uint32_t	 other_len_field;	/* must be length-delimited too */
 	uint32_t	 metadata_field;	/* counted; 0: none */
+	/*
+	 * Fields 1..refuse_upto are malformed.  2.0 reserves 1-3, and a 1.0
+	 * receiver (Prometheus 2.42) ignores the Content-Type and would store
+	 * 1.0 series smuggled into a "2.0" body unchecked.
+	 */
+	uint32_t	 refuse_upto;
 	int		(*read)(struct scan *, const uint8_t *, size_t);
 	void		(*put)(struct scan *, const uint8_t *, size_t,
 			    struct pb_buf *);
@@ -111,7 +120,7 @@ v1_label(struct scan *s, const uint8_t *buf, size_t len)
 {
 	struct pb_reader	 r;
 	struct pb_field		 f;
-	const uint8_t		*name = NULL, *value = NULL;
+	const uint8_t		*name = empty, *value = empty;
 	size_t			 nlen = 0, vlen = 0;
 	int			 rc;
 
@@ -172,39 +181,59 @@ v1_label_size(const struct labels_pair *p)
 	size_t	n = 0;
 
 	if (p->nlen > 0)
-		n += 1 + pb_varint_size(p->nlen) + p->nlen;
+		n += pb_bytes_size(V1_LABEL_NAME, p->nlen);
 	if (p->vlen > 0)
-		n += 1 + pb_varint_size(p->vlen) + p->vlen;
+		n += pb_bytes_size(V1_LABEL_VALUE, p->vlen);
 	return n;
+}
+
+/* The labels of a series, encoded; size from v1_labels_size(). */
+static void
+v1_encode_labels(const struct labels_set *ls, uint8_t *p)
+{
+	const struct labels_pair	*l;
+	size_t				 i;
+
+	for (i = 0; i < ls->n; i++) {
+		l = &ls->v[i];
+		p = pb_encode_varint(p, V1_TS_LABELS << 3 | PB_LEN);
+		p = pb_encode_varint(p, v1_label_size(l));
+		if (l->nlen > 0)
+			p = pb_encode_bytes(p, V1_LABEL_NAME, l->name, l->nlen);
+		if (l->vlen > 0)
+			p = pb_encode_bytes(p, V1_LABEL_VALUE, l->value, l->vlen);
+	}
+}
+
+static size_t
+v1_labels_size(const struct labels_set *ls)
+{
+	size_t	i, n, size = 0;
+
+	for (i = 0; i < ls->n; i++) {
+		n = v1_label_size(&ls->v[i]);
+		size += 1 + pb_varint_size(n) + n;
+	}
+	return size;
 }
 
 static void
 v1_put(struct scan *s, const uint8_t *buf, size_t len, struct pb_buf *out)
 {
-	const struct labels_pair	*p;
-	size_t				 i, n, size;
+	size_t	 lsize, size;
+	uint8_t	*p;
 
-	size = pb_size_except(buf, len, V1_TS_LABELS);
-	for (i = 0; i < s->ls.n; i++) {
-		n = v1_label_size(&s->ls.v[i]);
-		size += 1 + pb_varint_size(n) + n;
-	}
+	lsize = v1_labels_size(&s->ls);
+	size = lsize + pb_size_except(buf, len, V1_TS_LABELS);
 	pb_put_tag(out, V1_TIMESERIES, PB_LEN);
 	pb_put_varint(out, size);
-	for (i = 0; i < s->ls.n; i++) {
-		p = &s->ls.v[i];
-		pb_put_tag(out, V1_TS_LABELS, PB_LEN);
-		pb_put_varint(out, v1_label_size(p));
-		if (p->nlen > 0)
-			pb_put_bytes(out, V1_LABEL_NAME, p->name, p->nlen);
-		if (p->vlen > 0)
-			pb_put_bytes(out, V1_LABEL_VALUE, p->value, p->vlen);
-	}
+	if ((p = pb_claim(out, lsize)) != NULL)
+		v1_encode_labels(&s->ls, p);
 	pb_put_except(out, buf, len, V1_TS_LABELS);
 }
 
 static const struct rw_version rw_v1 = {
-	V1_TIMESERIES, V1_METADATA, V1_METADATA, v1_read, v1_put
+	V1_TIMESERIES, V1_METADATA, V1_METADATA, 0, v1_read, v1_put
 };
 
 /* 2.0 */
@@ -371,7 +400,7 @@ v2_put(struct scan *s, const uint8_t *buf, size_t len, struct pb_buf *out)
 }
 
 static const struct rw_version rw_v2 = {
-	V2_TIMESERIES, V2_SYMBOLS, 0, v2_read, v2_put
+	V2_TIMESERIES, V2_SYMBOLS, 0, 3, v2_read, v2_put
 };
 
 /* Both versions. */
@@ -454,6 +483,11 @@ request_pass(struct scan *s, const struct rw_version *ver,
 		if ((f.num == ver->series_field ||
 		    f.num == ver->other_len_field) && f.wt != PB_LEN) {
 			s->errstr = "wrong wire type for a request field";
+			rc = -1;
+			break;
+		}
+		if (f.num <= ver->refuse_upto) {
+			s->errstr = "remote write 1.0 fields in a 2.0 request";
 			rc = -1;
 			break;
 		}

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "acked.h"
 #include "log.h"
 #include "metrics.h"
 #include "payload.h"
@@ -64,7 +65,8 @@ struct wreq {
 	int			 counted;	/* in srv->inflight */
 	struct timespec		 start;
 	struct payload_result	 payload;
-	char			 tenant_hdr[256];
+	int			 fanout;	/* more than one upstream: remember acks */
+	uint8_t			 digest[ACKED_DIGEST_LEN];
 };
 
 static struct config *
@@ -233,6 +235,8 @@ forwarded(const struct upstream_result *res, void *arg)
 		"X-Prometheus-Remote-Write-Exemplars-Written",
 	};
 
+	if (r->fanout)
+		acked_put(r->digest, res->status < 300 ? 0 : res->stored);
 	if (res->status < 300) {
 		for (int i = 0; i < 3; i++)
 			if (res->written[i][0])
@@ -286,6 +290,12 @@ wreq_forward(struct wreq *r, const uint8_t *body, size_t len)
 	};
 
 	forward_headers(r, &u);
+	if (u.ntargets > 1) {
+		/* Keyed by the sender's bytes: a retry resends exactly those. */
+		r->fanout = 1;
+		acked_digest(r->site->name, (int)r->signal, body, len, r->digest);
+		u.skip = acked_get(r->digest);
+	}
 	if (upstream_forward(r->w->pool, &u, forwarded, r) != 0)
 		wreq_finish(r, 503, "no upstream could be reached", RETRY_AFTER_OVERLOAD);
 }

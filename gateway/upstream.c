@@ -55,6 +55,7 @@ struct leg {
 	struct fanout		*fo;
 	struct target		*target;
 	struct conn		*conn;
+	uint64_t		 bit;		/* this target's bit in res.stored */
 	uint64_t		 timeout_ms;
 	enum evhttp_request_error error;
 	int			 errored;
@@ -243,6 +244,7 @@ leg_answered(struct leg *leg, struct evhttp_request *resp)
 	if (ra != NULL && strlen(ra) < sizeof(fo->res.retry_after))
 		snprintf(fo->res.retry_after, sizeof(fo->res.retry_after), "%s", ra);
 	if (code >= 200 && code < 300) {
+		fo->res.stored |= leg->bit;
 		for (int i = 0; i < 3; i++) {
 			const char *v = evhttp_find_header(h, written[i]);
 			if (v != NULL && fo->res.written[i][0] == '\0')
@@ -320,8 +322,9 @@ leg_done_cb(struct evhttp_request *resp, void *arg)
 
 static int
 leg_start(struct upstream_pool *pool, struct fanout *fo,
-    const struct upstream_request *req, const struct upstream_conf *conf)
+    const struct upstream_request *req, size_t i)
 {
+	const struct upstream_conf *conf = &req->targets[i];
 	struct target *t = pool_target(pool, conf->url);
 	struct leg *leg;
 	struct evhttp_request *ureq;
@@ -332,6 +335,7 @@ leg_start(struct upstream_pool *pool, struct fanout *fo,
 		return -1;
 	leg->fo = fo;
 	leg->target = t;
+	leg->bit = (uint64_t)1 << i;
 	leg->timeout_ms = conf->timeout_ms;
 	if ((leg->conn = target_conn(pool, t)) == NULL ||
 	    (ureq = evhttp_request_new(leg_done_cb, leg)) == NULL) {
@@ -344,8 +348,8 @@ leg_start(struct upstream_pool *pool, struct fanout *fo,
 	evhttp_connection_set_timeout_tv(leg->conn->evcon, &tv);
 	h = evhttp_request_get_output_headers(ureq);
 	evhttp_add_header(h, "Host", t->hostport);
-	for (size_t i = 0; i < req->nheaders; i++)
-		evhttp_add_header(h, req->headers[i].name, req->headers[i].value);
+	for (size_t h_i = 0; h_i < req->nheaders; h_i++)
+		evhttp_add_header(h, req->headers[h_i].name, req->headers[h_i].value);
 	/* Referenced, not copied: the body outlives every leg. */
 	evbuffer_add_reference(evhttp_request_get_output_buffer(ureq), req->body,
 	    req->len, NULL, NULL);
@@ -367,7 +371,8 @@ upstream_forward(struct upstream_pool *pool, const struct upstream_request *req,
 	struct fanout *fo;
 	size_t started = 0;
 
-	if (req->ntargets == 0 || (fo = calloc(1, sizeof(*fo))) == NULL)
+	if (req->ntargets == 0 || req->ntargets > UPSTREAM_MAX_TARGETS ||
+	    (fo = calloc(1, sizeof(*fo))) == NULL)
 		return -1;
 	fo->done = done;
 	fo->arg = arg;
@@ -375,7 +380,12 @@ upstream_forward(struct upstream_pool *pool, const struct upstream_request *req,
 	/* Hold one count ourselves so a leg failing synchronously cannot finish early. */
 	fo->outstanding = 1;
 	for (size_t i = 0; i < req->ntargets; i++) {
-		if (leg_start(pool, fo, req, &req->targets[i]) == 0) {
+		if (req->skip & ((uint64_t)1 << i)) {
+			fo->res.stored |= (uint64_t)1 << i;
+			started++;
+			continue;
+		}
+		if (leg_start(pool, fo, req, i) == 0) {
 			started++;
 			continue;
 		}

@@ -10,6 +10,9 @@
  *   any 5xx / no answer  -> that 5xx, or 504 on timeout, 502 otherwise,
  *                           with retry_after set (5xx beats 4xx: the sender retries)
  *   else any 4xx         -> that status and the first line of its body
+ * Targets whose bit is set in `skip` already stored this body (see acked.h):
+ * they are not sent to and count as accepted.  res->stored has a bit set for
+ * every target that has the body now.  At most UPSTREAM_MAX_TARGETS targets.
  * The body and headers must stay valid until `done` runs.
  */
 #ifndef KAKIKOMI_UPSTREAM_H
@@ -25,6 +28,7 @@ struct evdns_base;
 struct upstream_pool;
 
 #define UPSTREAM_MAX_HEADERS	12
+#define UPSTREAM_MAX_TARGETS	64
 
 struct upstream_header {
 	const char	*name;
@@ -37,6 +41,7 @@ struct upstream_request {
 	size_t				 ntargets;
 	struct upstream_header		 headers[UPSTREAM_MAX_HEADERS];
 	size_t				 nheaders;
+	uint64_t			 skip;
 	const uint8_t			*body;
 	size_t				 len;
 };
@@ -47,6 +52,7 @@ struct upstream_result {
 	char		retry_after[16];	/* seconds, "" when not set */
 	/* Remote write 2.0 receivers report what they stored; relayed as is. */
 	char		written[3][24];		/* samples, histograms, exemplars ("" = absent) */
+	uint64_t	stored;			/* bit i: target i has the body */
 };
 
 typedef void (*upstream_done_cb)(const struct upstream_result *res, void *arg);

@@ -22,44 +22,26 @@ die() {
 	exit 1
 }
 
-SECRET=demo-secret-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
 CENTRAL=$(free_port); SITE=$(free_port); KK=$(free_port); KM=$(free_port)
 
 say "central Prometheus on 127.0.0.1:$CENTRAL"
 start_prometheus central "$CENTRAL" || die "central Prometheus did not start"
 
 say "Access stand-in (key set over HTTPS with a local CA, edge for the site)"
-make_test_ca "$T_TMP/tls" || die "openssl could not make a CA"
-printf '%s %s\n' "$T_TOKEN_CN" "$SECRET" > "$T_TMP/tokens"
-start_cfaccess "$T_TMP/cfaccess.log" --tls-listen 127.0.0.1:0 \
-    --tls-cert "$T_TMP/tls/server.pem" --tls-key "$T_TMP/tls/server.key" \
-    --listen 127.0.0.1:0 --upstream "http://127.0.0.1:$KK" --tokens "$T_TMP/tokens" \
-    --key "$T_DATA/access/current-private.pem" --team "$T_TEAM" --aud "$T_AUD" ||
-    die "cfaccess did not start"
+start_access_edge "$KK" || die "cfaccess did not start"
 echo "key set: https://$CFA_TLS/cdn-cgi/access/certs   edge: http://$CFA_EDGE"
 
 say "kakikomi on 127.0.0.1:$KK (metrics on 127.0.0.1:$KM)"
 write_config "$T_TMP/kk" "$KK" "$KM" "http://127.0.0.1:$CENTRAL/api/v1/write" "" "" \
     "$(printf 'limits: { max_body_bytes: 16MiB }')"
-sed -i "s|certs_url: .*|certs_url: https://$CFA_TLS/cdn-cgi/access/certs\n  certs_ca_file: $T_TMP/tls/ca.pem\n  certs_cache: $T_TMP/kk/certs.json|; s/log_level: debug/log_level: info/" \
-    "$T_TMP/kk/kakikomi.yml"
+use_edge_keys "$T_TMP/kk/kakikomi.yml"
+sed -i "s/log_level: debug/log_level: info/" "$T_TMP/kk/kakikomi.yml"
 "$T_BUILD/kakikomi" --check-config -c "$T_TMP/kk/kakikomi.yml" || die "config check failed"
 start_kakikomi "$T_TMP/kk/kakikomi.yml" "$KM" || die "kakikomi did not become ready"
 
 say "site Prometheus on 127.0.0.1:$SITE, remote writing as site tokyo"
 mkdir -p "$T_TMP/site"
-cat > "$T_TMP/site/prometheus.yml" <<YML
-global:
-  scrape_interval: 2s
-  external_labels: { provider: tokyo }
-scrape_configs:
-  - job_name: site
-    static_configs: [ { targets: [ "127.0.0.1:$SITE" ] } ]
-remote_write:
-  - url: http://$CFA_EDGE/api/v1/write
-    basic_auth: { username: "$T_TOKEN_CN", password: "$SECRET" }
-    queue_config: { batch_send_deadline: 1s, min_backoff: 100ms, max_backoff: 1s }
-YML
+site_prometheus_config "$T_TMP/site/prometheus.yml" "$SITE"
 start_prometheus site "$SITE" "$T_TMP/site/prometheus.yml" || die "site Prometheus did not start"
 
 say "waiting for the site's samples to arrive centrally"
@@ -75,7 +57,7 @@ prom_query "$CENTRAL" 'up{provider="tokyo"}' | grep -o '"metric":{[^}]*}'
 
 say "a forged write claiming provider=\"osaka\" through the same token is rewritten to tokyo"
 "$T_BUILD/tools/rwgen" --name demo_forged --label provider=osaka --value 7 > "$T_TMP/forged.body"
-curl -s -o /dev/null -w 'answer: %{http_code}\n' -u "$T_TOKEN_CN:$SECRET" \
+curl -s -o /dev/null -w 'answer: %{http_code}\n' -u "$T_TOKEN_CN:$T_SECRET" \
     -H 'Content-Type: application/x-protobuf' -H 'Content-Encoding: snappy' \
     --data-binary "@$T_TMP/forged.body" "http://$CFA_EDGE/api/v1/write"
 prom_query "$CENTRAL" 'demo_forged' | grep -o '"metric":{[^}]*}'

@@ -266,3 +266,39 @@ start_cfaccess() {
 	done
 	return 1
 }
+
+# start_access_edge KK_PORT: a local CA, a service-token file with a random
+# secret ($T_SECRET) for $T_TOKEN_CN, and cfaccess serving the key set over
+# HTTPS and the edge in front of kakikomi at 127.0.0.1:KK_PORT.
+start_access_edge() {
+	T_SECRET=secret-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
+	make_test_ca "$T_TMP/tls" || return 1
+	printf '%s %s\n' "$T_TOKEN_CN" "$T_SECRET" > "$T_TMP/tokens"
+	start_cfaccess "$T_TMP/cfaccess.log" --tls-listen 127.0.0.1:0 \
+	    --tls-cert "$T_TMP/tls/server.pem" --tls-key "$T_TMP/tls/server.key" \
+	    --listen 127.0.0.1:0 --upstream "http://127.0.0.1:$1" --tokens "$T_TMP/tokens" \
+	    --key "$T_DATA/access/current-private.pem" --team "$T_TEAM" --aud "$T_AUD"
+}
+
+# use_edge_keys CONFIG: point a written kakikomi.yml at the edge's HTTPS key set.
+use_edge_keys() {
+	sed -i "s|certs_url: .*|certs_url: https://$CFA_TLS/cdn-cgi/access/certs\n  certs_ca_file: $T_TMP/tls/ca.pem|" "$1"
+}
+
+# site_prometheus_config FILE SELF_PORT [INTERVAL]: a site Prometheus that
+# scrapes itself and remote-writes through the edge as $T_TOKEN_CN, with
+# provider="tokyo" as external label and short retry backoff.
+site_prometheus_config() {
+	cat > "$1" <<YML
+global:
+  scrape_interval: ${3:-2s}
+  external_labels: { provider: tokyo }
+scrape_configs:
+  - job_name: site
+    static_configs: [ { targets: [ "127.0.0.1:$2" ] } ]
+remote_write:
+  - url: http://$CFA_EDGE/api/v1/write
+    basic_auth: { username: "$T_TOKEN_CN", password: "$T_SECRET" }
+    queue_config: { batch_send_deadline: 1s, min_backoff: 100ms, max_backoff: 1s }
+YML
+}

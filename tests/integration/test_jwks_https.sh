@@ -38,13 +38,24 @@ mkdir -p www
 cp "$CERTS" www/certs.json
 head -c $((2 * 1024 * 1024)) /dev/zero | tr '\0' ' ' >www/huge.json
 
-# serve NAME CERT: starts a key server on a free port; sets PORT.
+# serve NAME CERT: starts a key server on a free port; sets PORT.  A port
+# taken between free_port and bind makes s_server exit: try another one.
 serve() {
-	PORT=$(free_port) || tap_bail "no free port"
-	(cd www && exec openssl s_server -quiet -WWW -accept "127.0.0.1:$PORT" \
-	    -cert "../$2.pem" -key "../$2.key" </dev/null >"../$1.log" 2>&1) &
-	track_pid $!
-	wait_port "$PORT" 20 || tap_bail "s_server $1 did not start"
+	local pid deadline
+	for _ in 1 2 3 4 5; do
+		PORT=$(free_port) || tap_bail "no free port"
+		(cd www && exec openssl s_server -quiet -WWW -accept "127.0.0.1:$PORT" \
+		    -cert "../$2.pem" -key "../$2.key" </dev/null >"../$1.log" 2>&1) &
+		pid=$!
+		track_pid "$pid"
+		deadline=$((SECONDS + 20))
+		while [ "$SECONDS" -lt "$deadline" ] && kill -0 "$pid" 2>/dev/null; do
+			(exec 3<>"/dev/tcp/127.0.0.1/$PORT") 2>/dev/null && return 0
+			sleep 0.05
+		done
+		untrack_pid "$pid"
+	done
+	tap_bail "s_server $1 did not start"
 }
 
 # fetch URL [CA]: runs jwks_fetch; sets RC, OUT, ERR.

@@ -1,0 +1,219 @@
+/*
+ * floor: the in-process cost floor of the benchmark's bodies, on one core.
+ *
+ *   floor [--seconds S] --metrics FILE... --loki-pb FILE... --loki-json FILE...
+ *
+ * For each body, timed in a loop for S seconds (default 0.3) each:
+ *   decode_us    snappy block decode (codec_snappy_decode), the least any
+ *                gateway that looks at labels must do; 0 for plain JSON;
+ *   compress_us  snappy encode of the decoded body: the extra work of a
+ *                rewrite (0 for JSON);
+ *   fast_us      payload_check() with the site allowing provider="tokyo"
+ *                (the bodies carry it): kakikomi's whole body path, no HTTP;
+ *   rewrite_us   payload_check() with the site allowing only "osaka" under
+ *                on_mismatch rewrite: scan + new body + encode.
+ * Also series, samples (remote write) or entries (Loki) per body, which the
+ * benchmark uses for samples/s.  One JSON object per body on stdout.
+ *
+ * Test tool: start-up errors exit 1.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "codec.h"
+#include "payload.h"
+
+#define MAX_DECODED	(64ULL << 20)
+
+struct kind {
+	const char	*flag;
+	enum signal	 signal;
+	const char	*ctype;
+	const char	*cenc;
+	int		 snappy;
+};
+
+static const struct kind kinds[] = {
+	{ "--metrics", SIGNAL_METRICS, "application/x-protobuf", "snappy", 1 },
+	{ "--loki-pb", SIGNAL_LOGS, "application/x-protobuf", NULL, 1 },
+	{ "--loki-json", SIGNAL_LOGS, "application/json", NULL, 0 },
+};
+
+struct input {
+	const struct kind *k;
+	const char	*path;
+	uint8_t		*data;
+	size_t		 len;
+};
+
+static double seconds_per_measure = 0.3;
+
+static void __attribute__((noreturn))
+die(const char *msg, const char *arg)
+{
+	fprintf(stderr, "floor: %s%s%s\n", msg, arg ? ": " : "", arg ? arg : "");
+	exit(1);
+}
+
+static double
+now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
+static uint8_t *
+read_file(const char *path, size_t *len)
+{
+	FILE *f = fopen(path, "rb");
+	uint8_t *buf;
+	long n;
+
+	if (f == NULL || fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 ||
+	    fseek(f, 0, SEEK_SET) != 0 || (buf = malloc((size_t)n + 1)) == NULL ||
+	    fread(buf, 1, (size_t)n, f) != (size_t)n)
+		die("cannot read", path);
+	fclose(f);
+	*len = (size_t)n;
+	return buf;
+}
+
+/* One timed operation on an input; dies on failure (the bodies are known good). */
+typedef void (*op_fn)(const struct input *in, const void *arg);
+
+/* Runs op until the time budget is spent; microseconds per call. */
+static double
+time_op(op_fn op, const struct input *in, const void *arg)
+{
+	double start = now_s(), el;
+	unsigned long n = 0;
+
+	op(in, arg);	/* warm the caches */
+	do {
+		for (int i = 0; i < 16; i++)
+			op(in, arg);
+		n += 16;
+	} while ((el = now_s() - start) < seconds_per_measure);
+	return el * 1e6 / (double)n;
+}
+
+static void
+op_decode(const struct input *in, const void *arg)
+{
+	uint8_t *out;
+	size_t outlen;
+	const char *err;
+
+	(void)arg;
+	if (codec_snappy_decode(in->data, in->len, MAX_DECODED, &out, &outlen, &err) != CODEC_OK)
+		die("snappy decode failed", in->path);
+	free(out);
+}
+
+struct plain {
+	const uint8_t	*data;
+	size_t		 len;
+};
+
+static void
+op_compress(const struct input *in, const void *arg)
+{
+	const struct plain *p = arg;
+	uint8_t *out;
+	size_t outlen;
+
+	(void)in;
+	if (codec_snappy_encode(p->data, p->len, &out, &outlen) != CODEC_OK)
+		die("snappy encode failed", NULL);
+	free(out);
+}
+
+static void
+check(const struct input *in, const struct payload_rule *rule, struct payload_result *res)
+{
+	if (payload_check(in->k->signal, in->k->ctype, in->k->cenc, in->data, in->len,
+	    rule, res) != 0) {
+		fprintf(stderr, "floor: %s: payload_check %d: %s\n", in->path, res->status,
+		    res->reason);
+		exit(1);
+	}
+}
+
+static void
+op_check(const struct input *in, const void *arg)
+{
+	struct payload_result res;
+
+	check(in, arg, &res);
+	payload_result_free(&res);
+}
+
+static void
+measure(const struct input *in)
+{
+	char *tokyo[] = { "tokyo" }, *osaka[] = { "osaka" };
+	struct strlist fast_vals = { tokyo, 1 }, rw_vals = { osaka, 1 };
+	struct payload_rule fast = { "provider", &fast_vals, MISMATCH_REWRITE, "bench", MAX_DECODED };
+	struct payload_rule rw = fast;
+	struct payload_result res;
+	struct plain p = { in->data, in->len };
+	uint8_t *dec = NULL;
+	double decode_us = 0, compress_us = 0;
+	const char *err;
+
+	rw.values = &rw_vals;
+	if (in->k->snappy) {
+		if (codec_snappy_decode(in->data, in->len, MAX_DECODED, &dec, &p.len, &err) != CODEC_OK)
+			die("snappy decode failed", in->path);
+		p.data = dec;
+		decode_us = time_op(op_decode, in, NULL);
+		compress_us = time_op(op_compress, in, &p);
+	}
+	check(in, &fast, &res);
+	printf("{\"body\":\"%s\",\"bytes\":%zu,\"decoded\":%zu,\"series\":%llu,"
+	    "\"samples\":%llu,\"entries\":%llu,\"fast_rewritten\":%llu,", in->path,
+	    in->len, p.len, (unsigned long long)res.series,
+	    (unsigned long long)res.samples, (unsigned long long)res.entries,
+	    (unsigned long long)res.rewritten);
+	payload_result_free(&res);
+	printf("\"decode_us\":%.1f,\"compress_us\":%.1f,\"fast_us\":%.1f,\"rewrite_us\":%.1f}\n",
+	    decode_us, compress_us, time_op(op_check, in, &fast), time_op(op_check, in, &rw));
+	free(dec);
+}
+
+static const struct kind *
+kind_of(const char *flag)
+{
+	for (size_t j = 0; j < sizeof(kinds) / sizeof(kinds[0]); j++)
+		if (strcmp(flag, kinds[j].flag) == 0)
+			return &kinds[j];
+	die("unknown flag", flag);
+}
+
+int
+main(int argc, char **argv)
+{
+	const struct kind *k = NULL;
+
+	for (int i = 1; i < argc; i++) {
+		if (strcmp(argv[i], "--seconds") == 0 && i + 1 < argc) {
+			seconds_per_measure = atof(argv[++i]);
+			continue;
+		}
+		if (strncmp(argv[i], "--", 2) == 0) {
+			k = kind_of(argv[i]);
+			continue;
+		}
+		if (k == NULL)
+			die("usage: floor [--seconds S] --metrics|--loki-pb|--loki-json FILE...", NULL);
+		struct input in = { .k = k, .path = argv[i] };
+		in.data = read_file(argv[i], &in.len);
+		measure(&in);
+		free(in.data);
+	}
+	return fflush(stdout) == 0 ? 0 : 1;
+}

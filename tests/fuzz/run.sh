@@ -1,0 +1,79 @@
+#!/bin/sh
+# tests/fuzz/run.sh [SECONDS] — build each libFuzzer target into build-fuzz/,
+# seed its corpus from ../shared/testdata (decoded bodies too), run it for
+# SECONDS (default 10) and print one TAP line per target.  Exits non-zero
+# when a target fails to build or finds a crash (the log and the crashing
+# input stay in build-fuzz/).
+set -u
+secs=${1:-10}
+[ -n "$secs" ] || secs=10
+cd "$(dirname "$0")/../.." || exit 1
+out=build-fuzz
+td=../shared/testdata
+cc_fuzz=${FUZZ_CC:-clang}
+targets="fuzz_promrw fuzz_lokipb fuzz_labels fuzz_lokijson"
+srcs="gateway/pb.c gateway/codec.c gateway/labels.c gateway/promrw.c gateway/loki.c gateway/payload.c"
+cflags="-std=c11 -D_GNU_SOURCE -g -O1 -Igateway $(pkg-config --cflags jansson zlib)"
+libs="$(pkg-config --libs jansson zlib) -lsnappy"
+
+echo "1..4"
+if ! command -v "$cc_fuzz" >/dev/null 2>&1; then
+	n=0
+	for t in $targets; do n=$((n + 1)); echo "ok $n - $t # SKIP $cc_fuzz not found"; done
+	exit 0
+fi
+mkdir -p "$out/seeds" || exit 1
+
+# Seeds: decoded protobuf bodies (cut to whole fields so mutation stays
+# fast), JSON, labels strings.
+seed() {
+	mkdir -p "$out/seeds/$1"
+}
+${CC:-cc} $cflags -o "$out/seeds-tool" tests/fuzz/seeds.c gateway/pb.c gateway/codec.c $libs || exit 1
+seed fuzz_promrw
+for f in rw1-353-series rw1-2000-series rw1-metadata-only; do
+	"$out/seeds-tool" snappy "$td/prometheus-2.42/$f.body" "$out/seeds/fuzz_promrw/$f" 4096
+done
+"$out/seeds-tool" snappy "$td/prometheus-2.42/rw1-353-series.body" "$out/seeds/fuzz_promrw/small" 600
+seed fuzz_lokipb
+"$out/seeds-tool" snappy "$td/promtail-2.8/push-304-entries.body" "$out/seeds/fuzz_lokipb/promtail" 8192
+seed fuzz_lokijson
+cp "$td/loki-json/push.json" "$out/seeds/fuzz_lokijson/push.json"
+printf '%s' '{"streams":[{"stream":{"provider":"osaka","a":""},"values":[["-5","x",{"k":"v"}]]}]}' \
+    >"$out/seeds/fuzz_lokijson/small.json"
+seed fuzz_labels
+i=0
+for s in '{filename="/tmp/a.log", host="nas-01", job="recorder", note="quote \" backslash \\ tab\tunicode ✓ 録画", provider="tokyo"}' \
+    "up{a='x\\x41\\101\\u00e9\\U0001F600', b=\`raw\`,}" '{}' 'ns:metric' '{a=~"b"}'; do
+	i=$((i + 1))
+	printf '%s' "$s" >"$out/seeds/fuzz_labels/seed$i"
+done
+
+n=0
+status=0
+for t in $targets; do
+	n=$((n + 1))
+	if ! "$cc_fuzz" $cflags -fsanitize=fuzzer,address,undefined \
+	    -fno-sanitize-recover=undefined -o "$out/$t" "tests/fuzz/$t.c" \
+	    $srcs $libs >"$out/$t.build.log" 2>&1; then
+		echo "not ok $n - $t does not build"
+		sed 's/^/# /' "$out/$t.build.log" | head -20
+		status=1
+		continue
+	fi
+	mkdir -p "$out/corpus/$t" "$out/crashes/$t"
+	"$out/$t" -max_total_time="$secs" -timeout=10 -rss_limit_mb=2048 \
+	    -max_len=65536 -print_final_stats=1 \
+	    -artifact_prefix="$out/crashes/$t/" \
+	    "$out/corpus/$t" "$out/seeds/$t" >"$out/$t.log" 2>&1
+	rc=$?
+	runs=$(sed -n 's/^stat::number_of_executed_units: *//p' "$out/$t.log" | tail -1)
+	if [ "$rc" -eq 0 ]; then
+		echo "ok $n - $t ${secs}s, ${runs:-0} runs"
+	else
+		echo "not ok $n - $t crashed (exit $rc), see $out/$t.log and $out/crashes/$t/"
+		grep -E 'ERROR|SUMMARY|Test unit written' "$out/$t.log" | head -5 | sed 's/^/# /'
+		status=1
+	fi
+done
+exit $status
