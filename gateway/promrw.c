@@ -300,7 +300,7 @@ v2_ref(struct scan *s, uint64_t ref, int *half, uint32_t *name)
 static int
 v2_refs(struct scan *s, const struct pb_field *f, int *half, uint32_t *name)
 {
-	const uint8_t	*p = f->data, *end = f->data + f->len;
+	const uint8_t	*p, *end;
 	uint64_t	 ref;
 
 	if (f->wt == PB_VARINT)
@@ -309,7 +309,7 @@ v2_refs(struct scan *s, const struct pb_field *f, int *half, uint32_t *name)
 		s->errstr = "wrong wire type for label refs";
 		return -1;
 	}
-	while (p < end) {
+	for (p = f->data, end = f->data + f->len; p < end;) {
 		if (pb_varint(&p, end, &ref) == -1) {
 			s->errstr = "truncated label ref";
 			return -1;

@@ -104,7 +104,7 @@ tap_check "config: key set cache on the state volume, compose upstreams" \
 # ---- Grafana ------------------------------------------------------------------
 dash=$D/grafana/dashboards/kakikomi.json
 if jq -e . "$dash" >/dev/null 2>&1; then tap_ok "dashboard JSON parses"
-else tap_bail "dashboard JSON does not parse: $(jq . "$dash" 2>&1 | head -n 1)"; fi
+else tap_fail "dashboard JSON parses" "$(jq . "$dash" 2>&1 | head -n 1)"; fi
 jq -r '[.. | objects | .expr? // empty] + [.templating.list[]?.definition // empty] | .[]' "$dash" > "$T_TMP/exprs"
 for want in kakikomi_requests_total kakikomi_rejected_requests_total kakikomi_auth_failures_total \
     'time() - max by (site, signal) (kakikomi_site_last_write_timestamp_seconds' \
@@ -119,41 +119,46 @@ tap_check "dashboard uses only provisioned data sources" "prometheus" \
     "$(jq -r '[.. | objects | .datasource? | objects | .uid] | unique | join(" ")' "$dash")"
 
 # ---- docker-compose.yml --------------------------------------------------------
+# compose_checks: what `docker-compose config` resolved (in $T_TMP/compose.json).
+compose_checks() {
+	yq . "$T_TMP/compose.yml" > "$T_TMP/compose.json"
+	cq() { jq -r "$@" "$T_TMP/compose.json"; }
+	tap_check "services" "cloudflared grafana kakikomi loki prometheus" "$(cq '.services | keys | join(" ")')"
+
+	missing=""
+	for m in $(cq '.services[].volumes[]? | if type == "string" then . else "\(.source):\(.target)" end | split(":")[0] | select(startswith("/") or startswith("."))'); do
+		[ -e "$m" ] || missing="$missing $m"
+	done
+	df=$(cq '"\(.services.kakikomi.build.context)/\(.services.kakikomi.build.dockerfile)"')
+	[ "$(cd "${df%/*}" 2>/dev/null && pwd)/${df##*/}" = "$T_ROOT/Dockerfile" ] || missing="$missing build:$df"
+	tap_check "every file docker-compose mounts (and the build context) exists" "" "$missing"
+
+	tap_check "only cloudflared and grafana (on 127.0.0.1) publish ports" "grafana=127.0.0.1:3000:3000/tcp" \
+	    "$(cq '[.services | to_entries[] | select(.value.ports) | "\(.key)=\(.value.ports | map(if type == "string" then . else "\(.host_ip):\(.published):\(.target)/\(.protocol)" end) | join(","))"] | join(" ")')"
+	tap_check "every service restarts unless-stopped" "unless-stopped" \
+	    "$(cq '[.services[].restart] | unique | join(" ")')"
+	tap_check "backend network is internal; prometheus and loki only on it" "true backend backend" \
+	    "$(cq '"\(.networks.backend.internal) \(.services.prometheus.networks | keys | join(",")) \(.services.loki.networks | keys | join(","))"')"
+	tap_check "cloudflared runs the tunnel with TUNNEL_TOKEN from .env" \
+	    "tunnel --no-autoupdate --config /etc/cloudflared/config.yml run|$(sed -n 's/^TUNNEL_TOKEN=//p' "$D/.env.example")" \
+	    "$(cq '"\(.services.cloudflared.command | if type == "array" then join(" ") else . end)|\(.services.cloudflared.environment.TUNNEL_TOKEN)"')"
+	pcmd=$(cq '.services.prometheus.command | if type == "array" then join(" ") else . end')
+	tap_contains "prometheus receives remote write" "--web.enable-remote-write-receiver" "$pcmd"
+	tap_check "kakikomi: config read-only, key set cache on a named volume" \
+	    "/etc/kakikomi/kakikomi.yml:ro /etc/kakikomi/sites.yml:ro kakikomi-state:/var/lib/kakikomi:rw" \
+	    "$(cq '[.services.kakikomi.volumes[] | if type == "string" then . else "\(.source):\(.target):\(if .read_only then "ro" else "rw" end)" end | sub("^/[^:]*:"; "")] | sort | join(" ")')"
+	tap_check "grafana mounts the dashboard where its provider looks" \
+	    "$(yq -r '.providers[0].options.path' "$D/grafana/provisioning/dashboards/kakikomi.yml")" \
+	    "$(cq '.services.grafana.volumes[] | select(type == "string") | select(test("/grafana/dashboards:")) | split(":")[1]')"
+}
 cp "$D/.env.example" "$T_TMP/env"
 if docker-compose --env-file "$T_TMP/env" -f "$D/docker-compose.yml" config > "$T_TMP/compose.yml" 2>"$T_TMP/compose.err"; then
 	tap_ok "docker-compose config accepts deploy/docker-compose.yml"
+	compose_checks
 else
-	tap_bail "docker-compose config: $(head -n 3 "$T_TMP/compose.err" | tr '\n' ' ')"
+	tap_fail "docker-compose config accepts deploy/docker-compose.yml" \
+	    "$(head -n 3 "$T_TMP/compose.err" | tr '\n' ' ')"
 fi
-yq . "$T_TMP/compose.yml" > "$T_TMP/compose.json"
-cq() { jq -r "$@" "$T_TMP/compose.json"; }
-tap_check "services" "cloudflared grafana kakikomi loki prometheus" "$(cq '.services | keys | join(" ")')"
-
-missing=""
-for m in $(cq '.services[].volumes[]? | if type == "string" then . else "\(.source):\(.target)" end | split(":")[0] | select(startswith("/") or startswith("."))'); do
-	[ -e "$m" ] || missing="$missing $m"
-done
-df=$(cq '"\(.services.kakikomi.build.context)/\(.services.kakikomi.build.dockerfile)"')
-[ "$(cd "${df%/*}" 2>/dev/null && pwd)/${df##*/}" = "$T_ROOT/Dockerfile" ] || missing="$missing build:$df"
-tap_check "every file docker-compose mounts (and the build context) exists" "" "$missing"
-
-tap_check "only cloudflared and grafana (on 127.0.0.1) publish ports" "grafana=127.0.0.1:3000:3000/tcp" \
-    "$(cq '[.services | to_entries[] | select(.value.ports) | "\(.key)=\(.value.ports | map(if type == "string" then . else "\(.host_ip):\(.published):\(.target)/\(.protocol)" end) | join(","))"] | join(" ")')"
-tap_check "every service restarts unless-stopped" "unless-stopped" \
-    "$(cq '[.services[].restart] | unique | join(" ")')"
-tap_check "backend network is internal; prometheus and loki only on it" "true backend backend" \
-    "$(cq '"\(.networks.backend.internal) \(.services.prometheus.networks | keys | join(",")) \(.services.loki.networks | keys | join(","))"')"
-tap_check "cloudflared runs the tunnel with TUNNEL_TOKEN from .env" \
-    "tunnel --no-autoupdate --config /etc/cloudflared/config.yml run|$(sed -n 's/^TUNNEL_TOKEN=//p' "$D/.env.example")" \
-    "$(cq '"\(.services.cloudflared.command | if type == "array" then join(" ") else . end)|\(.services.cloudflared.environment.TUNNEL_TOKEN)"')"
-pcmd=$(cq '.services.prometheus.command | if type == "array" then join(" ") else . end')
-tap_contains "prometheus receives remote write" "--web.enable-remote-write-receiver" "$pcmd"
-tap_check "kakikomi: config read-only, key set cache on a named volume" \
-    "/etc/kakikomi/kakikomi.yml:ro /etc/kakikomi/sites.yml:ro kakikomi-state:/var/lib/kakikomi:rw" \
-    "$(cq '[.services.kakikomi.volumes[] | if type == "string" then . else "\(.source):\(.target):\(if .read_only then "ro" else "rw" end)" end | sub("^/[^:]*:"; "")] | sort | join(" ")')"
-tap_check "grafana mounts the dashboard where its provider looks" \
-    "$(yq -r '.providers[0].options.path' "$D/grafana/provisioning/dashboards/kakikomi.yml")" \
-    "$(cq '.services.grafana.volumes[] | select(type == "string") | select(test("/grafana/dashboards:")) | split(":")[1]')"
 
 # ---- cloudflared ----------------------------------------------------------------
 cf=$D/cloudflared/config.yml

@@ -28,8 +28,9 @@ start_prometheus site "$SITE" "$T_TMP/site.yml" || tap_bail "site Prometheus did
 # Prometheus holds in [T0, T1].
 samples() {
 	local range=$(( $3 - $2 ))
-	prom_query "$1" "sum(count_over_time({job=\"site\"${4:-}}[${range}s] @ $3))" |
-	    sed -n 's/.*"value":\[[0-9.]*,"\([0-9]*\)".*/\1/p'
+	# raw samples of every series (count_over_time would merge series whose
+	# labels differ only by metric name)
+	prom_query "$1" "{job=\"site\"${4:-}}[${range}s] @ $3" | grep -o '\[[0-9.]*,"[^"]*"\]' | wc -l
 }
 status_count() {
 	curl -s "http://127.0.0.1:$KM/metrics" |
