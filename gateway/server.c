@@ -519,8 +519,8 @@ static int
 worker_init(struct worker *w, struct server *srv, const struct config *cfg)
 {
 	struct timeval tv = {
-		.tv_sec = (time_t)(cfg->limits.header_timeout_ms / 1000),
-		.tv_usec = (suseconds_t)(cfg->limits.header_timeout_ms % 1000) * 1000,
+		.tv_sec = (time_t)(cfg->limits.idle_timeout_ms / 1000),
+		.tv_usec = (suseconds_t)(cfg->limits.idle_timeout_ms % 1000) * 1000,
 	};
 
 	w->srv = srv;

@@ -22,6 +22,7 @@ if ! command -v "$cc_fuzz" >/dev/null 2>&1; then
 	for t in $targets; do n=$((n + 1)); echo "ok $n - $t # SKIP $cc_fuzz not found"; done
 	exit 0
 fi
+rm -rf "$out/seeds"
 mkdir -p "$out/seeds" || exit 1
 
 # Seeds: decoded protobuf bodies (cut to whole fields so mutation stays
@@ -35,10 +36,13 @@ for f in rw1-353-series rw1-2000-series rw1-metadata-only; do
 	"$out/seeds-tool" snappy "$td/prometheus-2.42/$f.body" "$out/seeds/fuzz_promrw/$f" 4096
 done
 "$out/seeds-tool" snappy "$td/prometheus-2.42/rw1-353-series.body" "$out/seeds/fuzz_promrw/small" 600
+# remote write 2.0: symbols "", provider, tokyo, __name__, up; one series.
+printf '\042\000\042\010provider\042\005tokyo\042\010__name__\042\002up\052\021\012\004\003\004\001\002\022\011\011\000\000\000\000\000\000\360\077' \
+    >"$out/seeds/fuzz_promrw/v2"
 seed fuzz_lokipb
 "$out/seeds-tool" snappy "$td/promtail-2.8/push-304-entries.body" "$out/seeds/fuzz_lokipb/promtail" 8192
 seed fuzz_lokijson
-cp "$td/loki-json/push.json" "$out/seeds/fuzz_lokijson/push.json"
+cat "$td/loki-json/push.json" >"$out/seeds/fuzz_lokijson/push.json"
 printf '%s' '{"streams":[{"stream":{"provider":"osaka","a":""},"values":[["-5","x",{"k":"v"}]]}]}' \
     >"$out/seeds/fuzz_lokijson/small.json"
 seed fuzz_labels

@@ -68,6 +68,13 @@ else
 	tap_check "every Dockerfile package has an apt candidate" "" "$nocand"
 fi
 
+# .dockerignore is an allow-list: everything the build stage COPYs must be on it.
+unlisted=""
+for from in $(dockerfile_stage 1 | awk '/^COPY/ && !/--from/ { print $2 }'); do
+	grep -qxF -e "!${from%/}" -e "!${from%/}/" .dockerignore || unlisted="$unlisted $from"
+done
+tap_check ".dockerignore lets through what the build stage copies" "* " \
+    "$(head -n 20 .dockerignore | grep -vx -e '#.*' -e '' -e '!.*' | tr '\n' ' ')$unlisted"
 runtime=$(dockerfile_stage 2)
 tap_contains "runtime stage exposes 8080 and 9464" "EXPOSE 8080 9464" "$runtime"
 tap_contains "runtime stage health check" \
@@ -304,7 +311,7 @@ awk '$1 == "#" && $2 == "TYPE" { print $3, $4 }' "$T_TMP/metrics.txt" | sort -u 
 grep -q '^kakikomi_requests_total counter$' "$T_TMP/types" ||
     tap_bail "kakikomi_requests_total missing from /metrics after a request"
 sed -n 's/^[[:space:]]*{ "\(kakikomi_[a-z0-9_]*\)", M_\([A-Z]*\),.*/\1 \2/p' gateway/metrics.c |
-    tr 'A-Z' 'a-z' | sort -u > "$T_TMP/table"
+    tr '[:upper:]' '[:lower:]' | sort -u > "$T_TMP/table"
 [ -s "$T_TMP/table" ] || tap_bail "cannot read the family table of gateway/metrics.c"
 
 # The central Prometheus config scrapes kakikomi and understands its output.
