@@ -20,7 +20,7 @@
 #include "server.h"
 
 #define DEFAULT_CONFIG		"/etc/kakikomi/kakikomi.yml"
-#define TOKEN_CACHE_ENTRIES	65536
+#define TOKEN_CACHE_ENTRIES	8192
 #define DRAIN_POLL_MS		50
 
 struct daemon {

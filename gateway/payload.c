@@ -219,14 +219,20 @@ logs_inflate(enum encoding enc, const uint8_t *body, size_t len,
 	return 0;
 }
 
+/*
+ * The two Loki body formats: an enum labels_outcome, or -1 when the body was
+ * refused before the check (res filled).
+ */
 static int
 logs_json(const uint8_t *buf, size_t len, const struct payload_rule *rule,
     struct payload_result *res, struct loki_stats *st, struct pb_buf *out,
     char *reason, size_t reasonsz)
 {
-	if (len > rule->max_decoded)
-		return refuse(res, 413, "too_large", "JSON body over the "
-		    "decoded size limit");
+	if (len > rule->max_decoded) {
+		refuse(res, 413, "too_large", "JSON body over the decoded size "
+		    "limit");
+		return -1;
+	}
 	res->content_type = CT_JSON;
 	return loki_check_json(buf, len, rule, st, out, reason, reasonsz);
 }
@@ -242,8 +248,10 @@ logs_pb(const uint8_t *buf, size_t len, const struct payload_rule *rule,
 	int		 rc;
 
 	if ((rc = codec_snappy_decode(buf, len, rule->max_decoded, &dec,
-	    &declen, &errstr)) != CODEC_OK)
-		return refuse_codec(res, rc, errstr);
+	    &declen, &errstr)) != CODEC_OK) {
+		refuse_codec(res, rc, errstr);
+		return -1;
+	}
 	res->content_type = CT_PROTOBUF;
 	rc = loki_check_pb(dec, declen, rule, st, out, reason, reasonsz);
 	free(dec);
@@ -276,7 +284,7 @@ logs_check(const char *ct, const char *ce, const uint8_t *body, size_t len,
 	rc = (json ? logs_json : logs_pb)(dec != NULL ? dec : body, declen,
 	    rule, res, &st, &out, reason, sizeof(reason));
 	free(dec);
-	if (res->status != 0)
+	if (rc == -1)
 		return res->status;
 	res->series = st.streams;
 	res->entries = st.entries;

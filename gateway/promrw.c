@@ -410,11 +410,14 @@ judge(struct scan *s, enum labels_verdict *verdict)
 {
 	const struct labels_pair	*dup;
 
+	/* Prometheus 2.42 answers 500 to these: senders would retry forever. */
 	if ((dup = labels_sort_unique(&s->ls)) != NULL) {
-		snprintf(s->reason, s->reasonsz, "malformed remote write "
-		    "request: a series repeats the label name \"%.*s\"",
-		    dup->nlen > 64 ? 64 : (int)dup->nlen, (const char *)dup->name);
-		if (!labels_valid_name(dup->name, dup->nlen))
+		if (labels_valid_name(dup->name, dup->nlen))
+			snprintf(s->reason, s->reasonsz, "malformed remote write "
+			    "request: a series repeats the label name \"%.*s\"",
+			    dup->nlen > 64 ? 64 : (int)dup->nlen,
+			    (const char *)dup->name);
+		else
 			snprintf(s->reason, s->reasonsz, "malformed remote write "
 			    "request: a series repeats a label name");
 		return -1;

@@ -174,6 +174,10 @@ tap_check "cloudflared: write hostname -> kakikomi:8080 with Access required in 
     "$(yq -r '.ingress[0] | "\(.service) \(.originRequest.access.required) \(.originRequest.access.audTag | length)"' "$cf")"
 tap_check "cloudflared: teamName set, no top-level originRequest.access" "true null" \
     "$(yq -r '"\(.ingress[0].originRequest.access.teamName | type == "string") \(.originRequest.access)"' "$cf")"
+ka=$(yq -r '.ingress[0].originRequest.keepAliveTimeout // "90s"' "$cf" | sed 's/s$//')
+idle=$(yq -r '.limits.idle_timeout // "30s"' "$D/kakikomi.yml" | sed 's/s$//')
+if [ "$ka" -lt "$idle" ] 2>/dev/null; then tap_ok "cloudflared drops idle connections before kakikomi does"
+else tap_fail "cloudflared drops idle connections before kakikomi does" "keepAliveTimeout ${ka}s >= idle_timeout ${idle}s"; fi
 tap_check "cloudflared: last rule is the catch-all 404" "http_status:404 null" \
     "$(yq -r '.ingress[-1] | "\(.service) \(.hostname)"' "$cf")"
 

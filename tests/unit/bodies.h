@@ -126,6 +126,10 @@ tb_fields(const uint8_t *buf, size_t len, uint32_t num,
 	size_t			 n = 0;
 	int			 rc;
 
+	if (max > 0) {		/* callers read [0] after checking the count */
+		data[0] = NULL;
+		lens[0] = 0;
+	}
 	pb_reader_init(&r, buf, len);
 	while ((rc = pb_next(&r, &f, &errstr)) == 1)
 		if (f.num == num && n < max) {
@@ -141,7 +145,7 @@ tb_fields(const uint8_t *buf, size_t len, uint32_t num,
 static inline void
 tb_labels_str(const uint8_t *ts, size_t len, char *out, size_t outsz)
 {
-	const uint8_t	*lab[256], *nv[2];
+	const uint8_t	*lab[256], *nv[2] = { NULL, NULL };
 	size_t		 llen[256], nvl[2], n, i, k, at = 0;
 
 	out[0] = '\0';
