@@ -1009,8 +1009,14 @@ static const struct field limits_fields[] = {
 	    offsetof(struct limits_conf, max_decoded_bytes), 0 },
 	{ "max_inflight_bytes", parse_size,
 	    offsetof(struct limits_conf, max_inflight_bytes), 0 },
+	{ "max_connections", parse_count,
+	    offsetof(struct limits_conf, max_connections), 0 },
 	{ "max_requests", parse_count,
 	    offsetof(struct limits_conf, max_requests), 0 },
+	{ "header_timeout", parse_timeout,
+	    offsetof(struct limits_conf, header_timeout_ms), 0 },
+	{ "body_timeout", parse_timeout,
+	    offsetof(struct limits_conf, body_timeout_ms), 0 },
 	{ "idle_timeout", parse_timeout,
 	    offsetof(struct limits_conf, idle_timeout_ms), 0 },
 };
@@ -1463,7 +1469,10 @@ config_new(const char *path)
 		.max_body_bytes = 16ull << 20,
 		.max_decoded_bytes = 32ull << 20,
 		.max_inflight_bytes = 256ull << 20,
+		.max_connections = 4096,
 		.max_requests = 256,
+		.header_timeout_ms = 10 * MS_SECOND,
+		.body_timeout_ms = 60 * MS_SECOND,
 		.idle_timeout_ms = 30 * MS_SECOND,
 	};
 	return cfg;

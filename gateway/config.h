@@ -58,12 +58,10 @@ struct limits_conf {
 	uint64_t	max_decoded_bytes;	/* default 32MiB */
 	uint64_t	max_inflight_bytes;	/* default 256MiB */
 	uint64_t	max_requests;		/* concurrent requests, default 256 */
-	/*
-	 * A client connection that sends nothing for this long is closed,
-	 * whether it is sending headers, a body, or idle between requests
-	 * (libevent 2.1's evhttp has one inactivity timeout).  Default 30s.
-	 */
-	uint64_t	idle_timeout_ms;
+	uint64_t	max_connections;	/* client connections, all workers; default 4096 */
+	uint64_t	header_timeout_ms;	/* accept or first byte -> head complete; default 10s */
+	uint64_t	body_timeout_ms;	/* head -> body complete; default 60s */
+	uint64_t	idle_timeout_ms;	/* keep-alive idle between requests; default 30s */
 };
 
 struct config {

@@ -586,7 +586,7 @@ jwks_current(struct jwks *j)
 	return ks;
 }
 
-void
+int
 jwks_request_refresh(struct jwks *j)
 {
 	time_t now = mono_now();
@@ -601,6 +601,7 @@ jwks_request_refresh(struct jwks *j)
 	pthread_mutex_unlock(&j->mu);
 	if (go)
 		event_active(j->demand, 0, 0);
+	return go;
 }
 
 void

@@ -30,8 +30,10 @@ void		 jwks_reconfigure(struct jwks *j, const struct access_conf *conf);
 /* The current key set with a reference taken (keyset_unref() it), or NULL
  * while none has ever been loaded. */
 struct keyset	*jwks_current(struct jwks *j);
-/* Asks for a refetch because a token named an unknown kid; rate-limited. */
-void		 jwks_request_refresh(struct jwks *j);
+/* Asks for a refetch because a token named an unknown kid.  Rate-limited:
+ * returns 1 when a refetch was started by this call, 0 when one was started
+ * less than 30 s ago (so the key set is fresh and the kid truly unknown). */
+int		 jwks_request_refresh(struct jwks *j);
 void		 jwks_free(struct jwks *j);
 
 #endif

@@ -254,7 +254,10 @@ test_example_files_every_field(void **state)
 	assert_int_equal(cfg->limits.max_body_bytes, 8u << 20);
 	assert_int_equal(cfg->limits.max_decoded_bytes, 64000000);
 	assert_int_equal(cfg->limits.max_inflight_bytes, 1u << 30);
+	assert_int_equal(cfg->limits.max_connections, 1000);
 	assert_int_equal(cfg->limits.max_requests, 100);
+	assert_int_equal(cfg->limits.header_timeout_ms, 5000);
+	assert_int_equal(cfg->limits.body_timeout_ms, 120000);
 	assert_int_equal(cfg->limits.idle_timeout_ms, 3600000);
 
 	assert_string_equal(cfg->sites_file, "tests/data/sites.yml");
@@ -309,7 +312,10 @@ test_defaults(void **state)
 	assert_int_equal(cfg->limits.max_body_bytes, 16u << 20);
 	assert_int_equal(cfg->limits.max_decoded_bytes, 32u << 20);
 	assert_int_equal(cfg->limits.max_inflight_bytes, 256u << 20);
+	assert_int_equal(cfg->limits.max_connections, 4096);
 	assert_int_equal(cfg->limits.max_requests, 256);
+	assert_int_equal(cfg->limits.header_timeout_ms, 10000);
+	assert_int_equal(cfg->limits.body_timeout_ms, 60000);
 	assert_int_equal(cfg->limits.idle_timeout_ms, 30000);
 	assert_string_equal(cfg->label, "provider");
 	assert_string_equal(s->name, "tokyo");
@@ -481,7 +487,10 @@ test_main_value_errors(void **state)
 	    "  max_body_bytes: 99999999999999999999\n"
 	    "  max_decoded_bytes: 0\n"
 	    "  max_inflight_bytes: 1PiB\n"
+	    "  max_connections: 0\n"
 	    "  max_requests: many\n"
+	    "  header_timeout: 1h1h\n"
+	    "  body_timeout: 0\n"
 	    "  idle_timeout: [ 1s ]\n",
 	    SITES_OK,
 	    "D/k.yml:2: listen: expected a single value, not a list",
@@ -515,8 +524,12 @@ test_main_value_errors(void **state)
 	    "D/k.yml:23: max_decoded_bytes: must be greater than 0",
 	    "D/k.yml:24: max_inflight_bytes: '1PiB' is not a size (e.g. 1024, "
 	    "512KB, 16MiB) or is too large",
-	    "D/k.yml:25: max_requests: 'many' is not an integer greater than 0",
-	    "D/k.yml:26: idle_timeout: expected a single value, not a list");
+	    "D/k.yml:25: max_connections: '0' is not an integer greater than 0",
+	    "D/k.yml:26: max_requests: 'many' is not an integer greater than 0",
+	    "D/k.yml:27: header_timeout: '1h1h' is not a duration (e.g. 250ms, "
+	    "30s, 5m, 1h30m, 1d) or is too large",
+	    "D/k.yml:28: body_timeout: must be greater than 0",
+	    "D/k.yml:29: idle_timeout: expected a single value, not a list");
 }
 
 static void

@@ -201,14 +201,14 @@ test_failed_refresh_keeps_set_and_rate_limit(void **state)
 
 	errors = refresh_errors();
 	write_file(f->path, "not json");
-	jwks_request_refresh(f->j);
+	assert_int_equal(jwks_request_refresh(f->j), 1);
 	event_base_loop(f->base, EVLOOP_NONBLOCK);
 	assert_true(refresh_errors() == errors + 1);
 	assert_int_equal(nkeys(f->j), 2);
 
 	/* a second unknown kid within 30 s does not refetch */
 	write_file(f->path, one);
-	jwks_request_refresh(f->j);
+	assert_int_equal(jwks_request_refresh(f->j), 0);
 	event_base_loop(f->base, EVLOOP_NONBLOCK);
 	assert_true(refresh_errors() == errors + 1);
 	assert_int_equal(nkeys(f->j), 2);
