@@ -48,7 +48,9 @@ for t in tests/integration/test_*.sh; do
 	selected "$name" || continue
 	run_one "$name" bash "$t"
 done
-if command -v clang >/dev/null && [ -x tests/fuzz/run.sh ] && selected fuzz; then
+# The fuzz build has its own sanitizers: run it once, not again under make asan.
+if command -v clang >/dev/null && [ -x tests/fuzz/run.sh ] && selected fuzz &&
+    [ "$BUILD" != build-asan ]; then
 	run_one fuzz tests/fuzz/run.sh "${FUZZ_SECONDS:-5}"
 fi
 

@@ -17,6 +17,7 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include "fixture.h"
 #include "codec.h"
 #include "config.h"
 #include "payload.h"
@@ -27,23 +28,7 @@
 static inline uint8_t *
 tb_read(const char *path, size_t *len)
 {
-	FILE	*f;
-	uint8_t	*buf;
-	long	 n;
-
-	if ((f = fopen(path, "rb")) == NULL)
-		fail_msg("cannot open fixture %s (tests run from /work/main)",
-		    path);
-	fseek(f, 0, SEEK_END);
-	n = ftell(f);
-	rewind(f);
-	buf = malloc((size_t)n + 1);
-	assert_non_null(buf);
-	if (fread(buf, 1, (size_t)n, f) != (size_t)n)
-		fail_msg("short read on %s", path);
-	fclose(f);
-	*len = (size_t)n;
-	return buf;
+	return (uint8_t *)fixture_read(path, len);
 }
 
 /* Appends child as a length-delimited field of parent and frees child. */

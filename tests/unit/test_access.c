@@ -17,6 +17,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include "fixture.h"
 #include <jansson.h>
 #include <jwt.h>
 
@@ -44,31 +45,12 @@ static struct keyset *ks_both;		/* certs.json: current + previous */
 static struct keyset *ks_current;	/* only the current key */
 static char kid_cur[80], kid_prev[80];
 
-static char *
-slurp(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	char *buf = NULL;
-	long n = 0;
-
-	if (f == NULL)
-		fail_msg("cannot open %s (tests run from /work/main)", path);
-	if (fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 ||
-	    fseek(f, 0, SEEK_SET) != 0 || (buf = malloc((size_t)n + 1)) == NULL ||
-	    fread(buf, 1, (size_t)n, f) != (size_t)n)
-		fail_msg("cannot read %s", path);
-	fclose(f);
-	buf[n] = '\0';
-	if (len != NULL)
-		*len = (size_t)n;
-	return buf;
-}
 
 /* A testdata file without its trailing newline. */
 static char *
 slurp_line(const char *path)
 {
-	char *s = slurp(path, NULL);
+	char *s = fixture_read(path, NULL);
 
 	s[strcspn(s, "\r\n")] = '\0';
 	return s;
@@ -82,7 +64,7 @@ static char *
 mint(jwt_alg_t alg, const char *keyfile, const char *kid, const char *claims)
 {
 	size_t keylen = 0;
-	char *key = keyfile != NULL ? slurp(keyfile, &keylen) : NULL;
+	char *key = keyfile != NULL ? fixture_read(keyfile, &keylen) : NULL;
 	jwt_t *jwt = NULL;
 	char *tok;
 
@@ -131,7 +113,7 @@ setup(void **state)
 {
 	size_t len;
 	const char *err;
-	char *json = slurp(TD "certs.json", &len), *cur;
+	char *json = fixture_read(TD "certs.json", &len), *cur;
 	json_t *doc;
 
 	metrics_init();
@@ -352,7 +334,7 @@ static void
 test_hs256_with_public_pem(void **state)
 {
 	size_t pemlen;
-	char *pem = slurp(TD "current-public.pem", &pemlen);
+	char *pem = fixture_read(TD "current-public.pem", &pemlen);
 	char *t = mint(JWT_ALG_HS256, TD "current-public.pem", kid_cur,
 	    claims(ISS, AUD, 4102444800LL, -1, NOW, SERVICE));
 	jwt_t *jwt = NULL;

@@ -7,37 +7,20 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include "fixture.h"
 #include <jansson.h>
 
 #include "keyset.h"
 
 #define TD "../shared/testdata/access/"
 
-static char *
-slurp(const char *path, size_t *len)
-{
-	FILE *f = fopen(path, "rb");
-	char *buf = NULL;
-	long n = 0;
-
-	if (f == NULL)
-		fail_msg("cannot open %s (tests run from /work/main)", path);
-	if (fseek(f, 0, SEEK_END) != 0 || (n = ftell(f)) < 0 ||
-	    fseek(f, 0, SEEK_SET) != 0 || (buf = malloc((size_t)n + 1)) == NULL ||
-	    fread(buf, 1, (size_t)n, f) != (size_t)n)
-		fail_msg("cannot read %s", path);
-	fclose(f);
-	buf[n] = '\0';
-	*len = (size_t)n;
-	return buf;
-}
 
 /* The first line of a .kid file. */
 static void
 read_kid(const char *path, char *kid, size_t kidsz)
 {
 	size_t len;
-	char *s = slurp(path, &len);
+	char *s = fixture_read(path, &len);
 
 	s[strcspn(s, "\r\n")] = '\0';
 	snprintf(kid, kidsz, "%s", s);
@@ -91,7 +74,7 @@ test_testdata_two_keys(void **state)
 	char cur[128], prev[128];
 	const char *err = NULL, *pem;
 	size_t len, plen, flen;
-	char *json = slurp(TD "certs.json", &len), *file;
+	char *json = fixture_read(TD "certs.json", &len), *file;
 	struct keyset *ks = keyset_parse(json, len, &err);
 
 	read_kid(TD "current.kid", cur, sizeof(cur));
@@ -103,7 +86,7 @@ test_testdata_two_keys(void **state)
 	assert_null(keyset_kid(ks, 2));
 
 	pem = keyset_pem(ks, cur, &plen);
-	file = slurp(TD "current-public.pem", &flen);
+	file = fixture_read(TD "current-public.pem", &flen);
 	assert_non_null(pem);
 	assert_int_equal(plen, flen);
 	assert_memory_equal(pem, file, flen);
@@ -111,7 +94,7 @@ test_testdata_two_keys(void **state)
 	free(file);
 
 	pem = keyset_pem(ks, prev, &plen);
-	file = slurp(TD "previous-public.pem", &flen);
+	file = fixture_read(TD "previous-public.pem", &flen);
 	assert_non_null(pem);
 	assert_int_equal(plen, flen);
 	assert_memory_equal(pem, file, flen);
@@ -128,7 +111,7 @@ test_generation(void **state)
 {
 	const char *err;
 	size_t len;
-	char *json = slurp(TD "certs.json", &len);
+	char *json = fixture_read(TD "certs.json", &len);
 	struct keyset *a = keyset_parse(json, len, &err);
 	struct keyset *b = keyset_parse(json, len, &err);
 	struct keyset *one = parse_keys(&err, 1, testdata_jwk(0));
