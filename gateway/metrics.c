@@ -28,6 +28,7 @@ static const struct family families[] = {
 	{ "kakikomi_inflight_requests", M_GAUGE, "Write requests being handled now." },
 	{ "kakikomi_inflight_bytes", M_GAUGE, "Request body bytes held by requests being handled now." },
 	{ "kakikomi_open_connections", M_GAUGE, "Client connections open now." },
+	{ "kakikomi_connections_refused_total", M_COUNTER, "Client connections closed at accept because limits.max_connections was reached." },
 	{ "kakikomi_auth_failures_total", M_COUNTER, "Requests refused by Access verification, by reason." },
 	{ "kakikomi_token_cache_hits_total", M_COUNTER, "Tokens found in the verified-token cache." },
 	{ "kakikomi_token_cache_misses_total", M_COUNTER, "Tokens not in the verified-token cache (verified with RSA)." },
@@ -50,10 +51,16 @@ static const double buckets[] = {
 };
 #define NBUCKETS (sizeof(buckets) / sizeof(buckets[0]))
 
+/*
+ * Series are found without a lock: chains only ever grow at their head (a
+ * release store under `insert_lock`) and nodes are never freed, so readers
+ * follow them with acquire loads.  Values are updated with atomic operations,
+ * so request threads never wait on each other to count.
+ */
 struct series {
 	struct series	*next;
 	unsigned	 fam;
-	double		 value;		/* counter/gauge value, histogram sum */
+	uint64_t	 value;		/* double bits: counter/gauge value, histogram sum */
 	uint64_t	 count;		/* histogram observations */
 	uint64_t	 bucket[NBUCKETS];
 	char		 labels[];	/* preformatted label set */
@@ -61,7 +68,7 @@ struct series {
 
 #define NSLOTS 1024
 static struct series *slots[NSLOTS];
-static pthread_mutex_t lock = PTHREAD_MUTEX_INITIALIZER;
+static pthread_mutex_t insert_lock = PTHREAD_MUTEX_INITIALIZER;
 
 static int
 family_index(const char *name)
@@ -83,29 +90,73 @@ slot_of(unsigned fam, const char *labels)
 	return h % NSLOTS;
 }
 
-/* The series for (family, labels), created on first use.  Call with lock held. */
+static struct series *
+chain_find(struct series *s, unsigned fam, const char *labels)
+{
+	for (; s; s = __atomic_load_n(&s->next, __ATOMIC_ACQUIRE))
+		if (s->fam == fam && strcmp(s->labels, labels) == 0)
+			return s;
+	return NULL;
+}
+
+/* The series for (family, labels), created on first use. */
 static struct series *
 series_get(const char *family, const char *labels)
 {
 	int fam = family_index(family);
-	struct series *s;
+	struct series *s, *head;
 	size_t len;
 	unsigned slot;
 
 	if (fam < 0)
 		return NULL;
 	slot = slot_of((unsigned)fam, labels);
-	for (s = slots[slot]; s; s = s->next)
-		if (s->fam == (unsigned)fam && strcmp(s->labels, labels) == 0)
-			return s;
-	len = strlen(labels);
-	if ((s = calloc(1, sizeof(*s) + len + 1)) == NULL)
-		return NULL;
-	s->fam = (unsigned)fam;
-	memcpy(s->labels, labels, len + 1);
-	s->next = slots[slot];
-	slots[slot] = s;
+	head = __atomic_load_n(&slots[slot], __ATOMIC_ACQUIRE);
+	if ((s = chain_find(head, (unsigned)fam, labels)) != NULL)
+		return s;
+	pthread_mutex_lock(&insert_lock);
+	/* Another thread may have added it since. */
+	head = __atomic_load_n(&slots[slot], __ATOMIC_ACQUIRE);
+	if ((s = chain_find(head, (unsigned)fam, labels)) == NULL) {
+		len = strlen(labels);
+		if ((s = calloc(1, sizeof(*s) + len + 1)) != NULL) {
+			s->fam = (unsigned)fam;
+			memcpy(s->labels, labels, len + 1);
+			s->next = head;
+			__atomic_store_n(&slots[slot], s, __ATOMIC_RELEASE);
+		}
+	}
+	pthread_mutex_unlock(&insert_lock);
 	return s;
+}
+
+static double
+bits_double(uint64_t b)
+{
+	double d;
+
+	memcpy(&d, &b, sizeof(d));
+	return d;
+}
+
+static uint64_t
+double_bits(double d)
+{
+	uint64_t b;
+
+	memcpy(&b, &d, sizeof(b));
+	return b;
+}
+
+static void
+atomic_add_double(uint64_t *p, double v)
+{
+	uint64_t old = __atomic_load_n(p, __ATOMIC_RELAXED), new;
+
+	do
+		new = double_bits(bits_double(old) + v);
+	while (!__atomic_compare_exchange_n(p, &old, new, 1, __ATOMIC_RELAXED,
+	    __ATOMIC_RELAXED));
 }
 
 void
@@ -117,39 +168,33 @@ metrics_init(void)
 void
 metrics_counter_add(const char *family, const char *labels, double v)
 {
-	struct series *s;
+	struct series *s = series_get(family, labels);
 
-	pthread_mutex_lock(&lock);
-	if ((s = series_get(family, labels)) != NULL)
-		s->value += v;
-	pthread_mutex_unlock(&lock);
+	if (s != NULL)
+		atomic_add_double(&s->value, v);
 }
 
 void
 metrics_gauge_set(const char *family, const char *labels, double v)
 {
-	struct series *s;
+	struct series *s = series_get(family, labels);
 
-	pthread_mutex_lock(&lock);
-	if ((s = series_get(family, labels)) != NULL)
-		s->value = v;
-	pthread_mutex_unlock(&lock);
+	if (s != NULL)
+		__atomic_store_n(&s->value, double_bits(v), __ATOMIC_RELAXED);
 }
 
 void
 metrics_observe(const char *family, const char *labels, double v)
 {
-	struct series *s;
+	struct series *s = series_get(family, labels);
 
-	pthread_mutex_lock(&lock);
-	if ((s = series_get(family, labels)) != NULL) {
-		s->value += v;
-		s->count++;
-		for (size_t i = 0; i < NBUCKETS; i++)
-			if (v <= buckets[i])
-				s->bucket[i]++;
-	}
-	pthread_mutex_unlock(&lock);
+	if (s == NULL)
+		return;
+	atomic_add_double(&s->value, v);
+	__atomic_add_fetch(&s->count, 1, __ATOMIC_RELAXED);
+	for (size_t i = 0; i < NBUCKETS; i++)
+		if (v <= buckets[i])
+			__atomic_add_fetch(&s->bucket[i], 1, __ATOMIC_RELAXED);
 }
 
 void
@@ -159,12 +204,14 @@ metrics_escape(char *dst, size_t dstsz, const char *value)
 
 	if (dstsz == 0)
 		return;
-	for (const char *p = value; *p && o + 2 < dstsz; p++) {
-		if (*p == '\\' || *p == '"' || *p == '\n') {
+	for (const char *p = value; *p; p++) {
+		int esc = *p == '\\' || *p == '"' || *p == '\n';
+
+		if (o + (esc ? 2 : 1) >= dstsz)
+			break;
+		if (esc)
 			dst[o++] = '\\';
-			dst[o++] = *p == '\n' ? 'n' : *p;
-		} else
-			dst[o++] = *p;
+		dst[o++] = *p == '\n' ? 'n' : *p;
 	}
 	dst[o] = '\0';
 }
@@ -223,28 +270,31 @@ static void
 render_series(struct out *o, const struct family *f, const struct series *s)
 {
 	char le[64];
-	uint64_t cum = 0;
+	double value = bits_double(__atomic_load_n(&s->value, __ATOMIC_RELAXED));
+	unsigned long long count = __atomic_load_n(&s->count, __ATOMIC_RELAXED);
 
 	if (f->type != M_HISTOGRAM) {
 		out_printf(o, "%s", f->name);
 		out_labels(o, s->labels, NULL);
-		out_printf(o, " %.17g\n", s->value);
+		out_printf(o, " %.17g\n", value);
 		return;
 	}
+	/* Buckets are cumulative already: an observation counts in every
+	 * bucket whose bound it does not exceed. */
 	for (size_t i = 0; i < NBUCKETS; i++) {
-		cum = s->bucket[i];
 		snprintf(le, sizeof(le), "le=\"%g\"", buckets[i]);
 		out_printf(o, "%s_bucket", f->name);
 		out_labels(o, s->labels, le);
-		out_printf(o, " %llu\n", (unsigned long long)cum);
+		out_printf(o, " %llu\n",
+		    (unsigned long long)__atomic_load_n(&s->bucket[i], __ATOMIC_RELAXED));
 	}
 	out_printf(o, "%s_bucket", f->name);
 	out_labels(o, s->labels, "le=\"+Inf\"");
-	out_printf(o, " %llu\n%s_sum", (unsigned long long)s->count, f->name);
+	out_printf(o, " %llu\n%s_sum", count, f->name);
 	out_labels(o, s->labels, NULL);
-	out_printf(o, " %.17g\n%s_count", s->value, f->name);
+	out_printf(o, " %.17g\n%s_count", value, f->name);
 	out_labels(o, s->labels, NULL);
-	out_printf(o, " %llu\n", (unsigned long long)s->count);
+	out_printf(o, " %llu\n", count);
 }
 
 char *
@@ -256,13 +306,13 @@ metrics_render(size_t *len)
 	if (o.buf == NULL)
 		return NULL;
 	o.buf[0] = '\0';
-	pthread_mutex_lock(&lock);
 	for (unsigned fam = 0; fam < NFAMILIES; fam++) {
 		const struct family *f = &families[fam];
 		int header = 0;
 
 		for (unsigned i = 0; i < NSLOTS; i++)
-			for (const struct series *s = slots[i]; s; s = s->next) {
+			for (const struct series *s = __atomic_load_n(&slots[i], __ATOMIC_ACQUIRE);
+			    s; s = __atomic_load_n(&s->next, __ATOMIC_ACQUIRE)) {
 				if (s->fam != fam)
 					continue;
 				if (!header) {
@@ -273,7 +323,6 @@ metrics_render(size_t *len)
 				render_series(&o, f, s);
 			}
 	}
-	pthread_mutex_unlock(&lock);
 	if (o.failed) {
 		free(o.buf);
 		return NULL;
