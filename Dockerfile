@@ -15,7 +15,6 @@ RUN apt-get update \
 	libevent-dev \
 	libssl-dev \
 	libjansson-dev \
-	libjwt-dev \
 	libsnappy-dev \
 	libyaml-dev \
 	zlib1g-dev \
@@ -33,7 +32,6 @@ RUN apt-get update \
 	libevent-pthreads-2.1-7 \
 	libssl3 \
 	libjansson4 \
-	libjwt0 \
 	libsnappy1v5 \
 	libyaml-0-2 \
 	zlib1g \

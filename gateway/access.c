@@ -8,7 +8,6 @@
 #include <string.h>
 
 #include <jansson.h>
-#include <jwt.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
 
@@ -209,8 +208,8 @@ cache_insert(struct access *a, const struct cache_key *k, time_t now,
 	pthread_mutex_unlock(&set->mu);
 }
 
-/* Splits header.payload.signature.  An empty signature is left for
- * jwt_decode to refuse, so that alg "none" is reported as "alg". */
+/* Splits header.payload.signature.  An empty signature is left for the
+ * header check to refuse, so that alg "none" is reported as "alg". */
 static int
 jws_split(const char *token, size_t len, struct jws *j)
 {
@@ -266,8 +265,8 @@ copy_member(json_t *obj, const char *name, char *dst, size_t dstsz)
 	return n > 0;
 }
 
-/* Reads the JOSE header: alg must be exactly RS256 (libjwt would otherwise
- * take HS256 keyed with the public PEM, or alg none) and kid a short string. */
+/* Reads the JOSE header: alg must be exactly RS256 (never HS256 keyed with
+ * the public key, never none) and kid a short string. */
 static const char *
 check_header(const struct jws *j, char *kid, size_t kidsz)
 {
@@ -386,16 +385,35 @@ check_claims(const struct access_conf *conf, const struct jws *j, time_t now,
 	return why;
 }
 
-/* libjwt checks the signature only; everything else is ours. */
+/*
+ * RSASSA-PKCS1-v1_5 with SHA-256 over "header.payload", with the key built
+ * once when the key set was loaded.  (libjwt 1.10's jwt_decode takes a PEM
+ * and parses it on every call: ~250 us, where the RSA verify costs ~17 us;
+ * and it is the source of the algorithm-confusion pitfalls this avoids.)
+ */
+static int
+signature_ok(EVP_PKEY *pkey, const struct jws *j)
+{
+	unsigned char sig[KEYSET_MAX_N_BYTES];
+	long n = keyset_b64url_decode(j->seg[2], j->len[2], sig, sizeof(sig));
+	EVP_MD_CTX *ctx;
+	int ok;
+
+	if (n <= 0 || (ctx = EVP_MD_CTX_new()) == NULL)
+		return 0;
+	ok = EVP_DigestVerifyInit(ctx, NULL, EVP_sha256(), NULL, pkey) == 1 &&
+	    EVP_DigestVerify(ctx, sig, (size_t)n, (const unsigned char *)j->seg[0],
+	    j->len[0] + 1 + j->len[1]) == 1;
+	EVP_MD_CTX_free(ctx);
+	return ok;
+}
+
 static enum access_result
 verify_full(const struct access_conf *conf, struct keyset *ks, const char *token,
     size_t len, time_t now, struct access_identity *id, const char **reason)
 {
 	struct jws j;
-	const char *pem;
-	size_t pem_len;
-	jwt_t *jwt = NULL;
-	int bad;
+	EVP_PKEY *pkey;
 
 	memset(id, 0, sizeof(*id));
 	if (jws_split(token, len, &j) < 0) {
@@ -404,18 +422,14 @@ verify_full(const struct access_conf *conf, struct keyset *ks, const char *token
 	}
 	if ((*reason = check_header(&j, id->kid, sizeof(id->kid))) != NULL)
 		return ACCESS_DENIED;
-	if ((pem = keyset_pem(ks, id->kid, &pem_len)) == NULL) {
+	if ((pkey = keyset_key(ks, id->kid)) == NULL) {
 		*reason = "unknown kid";
 		return ACCESS_UNKNOWN_KID;
 	}
-	bad = jwt_decode(&jwt, token, (const unsigned char *)pem, (int)pem_len) != 0;
-	if (!bad && jwt_get_alg(jwt) != JWT_ALG_RS256)
-		*reason = "alg";
-	else if (bad)
+	if (!signature_ok(pkey, &j)) {
 		*reason = "bad signature";
-	jwt_free(jwt);
-	if (*reason != NULL)
 		return ACCESS_DENIED;
+	}
 	if ((*reason = check_claims(conf, &j, now, id)) != NULL)
 		return ACCESS_DENIED;
 	return ACCESS_OK;

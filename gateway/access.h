@@ -2,8 +2,8 @@
  * access: verify a Cf-Access-Jwt-Assertion and name who sent it.
  *
  * access_verify() takes the header value, reads the JWT header itself (alg
- * must be exactly RS256, kid must be in the key set), verifies the signature
- * with libjwt against that kid's key, then requires jwt_get_alg()==RS256 and
+ * must be exactly RS256, kid must be in the key set), verifies the RS256
+ * signature with that kid's key (OpenSSL, key built at key-set load), then
  * checks iss, aud (string or array), exp (required), nbf and iat, all with
  * leeway.  Verified tokens are cached, keyed by SHA-256 of the whole token,
  * until their exp; a hit costs no RSA work and no JSON parsing.  The cache is

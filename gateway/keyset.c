@@ -8,23 +8,20 @@
 #include <string.h>
 
 #include <jansson.h>
-#include <openssl/bio.h>
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
 #include <openssl/evp.h>
 #include <openssl/param_build.h>
-#include <openssl/pem.h>
+#include <openssl/x509.h>
 
 #define KEYSET_MAX_JSON		(1024 * 1024)	/* bytes of document */
 #define KEYSET_MAX_KEYS		32		/* entries in "keys"; Cloudflare has 2 */
 #define KEYSET_MIN_N_BYTES	256		/* RSA-2048 */
-#define KEYSET_MAX_N_BYTES	1024		/* RSA-8192 */
 #define KEYSET_MAX_E_BYTES	8
 
 struct key {
-	char	 kid[KEYSET_MAX_KID + 1];
-	char	*pem;
-	size_t	 pem_len;
+	char		 kid[KEYSET_MAX_KID + 1];
+	EVP_PKEY	*pkey;
 };
 
 struct keyset {
@@ -125,25 +122,6 @@ rsa_from_ne(const unsigned char *n, size_t nlen, const unsigned char *e,
 	return pkey;
 }
 
-/* The "-----BEGIN PUBLIC KEY-----" PEM of pkey, NUL-terminated, or NULL. */
-static char *
-pem_of(EVP_PKEY *pkey, size_t *len)
-{
-	BIO *bio = BIO_new(BIO_s_mem());
-	char *data, *pem = NULL;
-	long n;
-
-	if (bio != NULL && PEM_write_bio_PUBKEY(bio, pkey) == 1 &&
-	    (n = BIO_get_mem_data(bio, &data)) > 0 &&
-	    (pem = malloc((size_t)n + 1)) != NULL) {
-		memcpy(pem, data, (size_t)n);
-		pem[n] = '\0';
-		*len = (size_t)n;
-	}
-	BIO_free(bio);
-	return pem;
-}
-
 /* 1 when member `name` is the string `want`. */
 static int
 member_is(json_t *obj, const char *name, const char *want)
@@ -162,7 +140,7 @@ absent_or(json_t *obj, const char *name, const char *want)
 static int
 has_kid(const struct keyset *ks, const char *kid)
 {
-	return keyset_pem(ks, kid, NULL) != NULL;
+	return keyset_key(ks, kid) != NULL;
 }
 
 /* Adds one JWK to ks.  Returns NULL or why the key was skipped. */
@@ -198,16 +176,13 @@ add_key(struct keyset *ks, json_t *jwk)
 		return "bad e";
 	if ((pkey = rsa_from_ne(n, (size_t)nlen, e, (size_t)elen)) == NULL)
 		return "bad RSA key";
-	k->pem = pem_of(pkey, &k->pem_len);
-	EVP_PKEY_free(pkey);
-	if (k->pem == NULL)
-		return "out of memory";
+	k->pkey = pkey;
 	memcpy(k->kid, json_string_value(kid), json_string_length(kid) + 1);
 	ks->n++;
 	return NULL;
 }
 
-/* SHA-256 over every kid and PEM: equal key sets get equal generations, so a
+/* SHA-256 over every kid and public key (DER): equal key sets get equal generations, so a
  * refresh that changes nothing keeps the verified-token cache. */
 static unsigned long
 generation_of(const struct keyset *ks)
@@ -215,13 +190,21 @@ generation_of(const struct keyset *ks)
 	unsigned char md[EVP_MAX_MD_SIZE];
 	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
 	unsigned long gen = 0;
+	unsigned char *der = NULL;
+	int derlen, ok;
 
 	if (ctx == NULL || !EVP_DigestInit_ex(ctx, EVP_sha256(), NULL))
 		goto out;
-	for (size_t i = 0; i < ks->n; i++)
-		if (!EVP_DigestUpdate(ctx, ks->keys[i].kid, strlen(ks->keys[i].kid) + 1) ||
-		    !EVP_DigestUpdate(ctx, ks->keys[i].pem, ks->keys[i].pem_len + 1))
+	for (size_t i = 0; i < ks->n; i++) {
+		if ((derlen = i2d_PUBKEY(ks->keys[i].pkey, &der)) <= 0)
 			goto out;
+		ok = EVP_DigestUpdate(ctx, ks->keys[i].kid, strlen(ks->keys[i].kid) + 1) &&
+		    EVP_DigestUpdate(ctx, der, (size_t)derlen);
+		OPENSSL_free(der);
+		der = NULL;
+		if (!ok)
+			goto out;
+	}
 	if (EVP_DigestFinal_ex(ctx, md, NULL))
 		memcpy(&gen, md, sizeof(gen));
 out:
@@ -293,7 +276,7 @@ keyset_unref(struct keyset *ks)
 	if (ks == NULL || atomic_fetch_sub(&ks->refs, 1) > 1)
 		return;
 	for (size_t i = 0; i < ks->n; i++)
-		free(ks->keys[i].pem);
+		EVP_PKEY_free(ks->keys[i].pkey);
 	free(ks);
 }
 
@@ -309,15 +292,12 @@ keyset_kid(const struct keyset *ks, size_t i)
 	return i < ks->n ? ks->keys[i].kid : NULL;
 }
 
-const char *
-keyset_pem(const struct keyset *ks, const char *kid, size_t *pem_len)
+EVP_PKEY *
+keyset_key(const struct keyset *ks, const char *kid)
 {
 	for (size_t i = 0; i < ks->n; i++)
-		if (strcmp(ks->keys[i].kid, kid) == 0) {
-			if (pem_len != NULL)
-				*pem_len = ks->keys[i].pem_len;
-			return ks->keys[i].pem;
-		}
+		if (strcmp(ks->keys[i].kid, kid) == 0)
+			return ks->keys[i].pkey;
 	return NULL;
 }
 

@@ -11,7 +11,11 @@
 
 #include <stddef.h>
 
+#include <openssl/evp.h>
+
 #define KEYSET_MAX_KID	79	/* bytes; longer kids are skipped */
+
+#define KEYSET_MAX_N_BYTES	1024	/* RSA-8192: the largest modulus (and signature) kept */
 
 struct keyset;
 
@@ -23,8 +27,9 @@ void		 keyset_unref(struct keyset *ks);
 size_t		 keyset_count(const struct keyset *ks);
 /* The kid of key i (0 <= i < keyset_count()), in document order, or NULL. */
 const char	*keyset_kid(const struct keyset *ks, size_t i);
-/* PEM ("-----BEGIN PUBLIC KEY-----") of the key with this kid, or NULL. */
-const char	*keyset_pem(const struct keyset *ks, const char *kid, size_t *pem_len);
+/* The public key with this kid, or NULL.  Owned by the keyset; safe to use
+ * for verification from any thread while a reference is held. */
+EVP_PKEY	*keyset_key(const struct keyset *ks, const char *kid);
 /* A number that changes whenever the set of keys changes (for cache flushes). */
 unsigned long	 keyset_generation(const struct keyset *ks);
 
