@@ -725,7 +725,8 @@ merge(struct tstats *all, struct worker *ws, int nw)
 		for (int k = 0; k < E_COUNT; k++)
 			all->errors[k] += s->errors[k];
 	}
-	qsort(all->lat, all->nlat, sizeof(uint64_t), cmp_u64);
+	if (all->nlat > 0)
+		qsort(all->lat, all->nlat, sizeof(uint64_t), cmp_u64);
 }
 
 static void
@@ -806,6 +807,11 @@ run_load(int nconns, int nthreads, double warmup, double duration)
 		pthread_join(ws[t].thread, NULL);
 	merge(&all, ws, nthreads);
 	report(&all, (double)(t1 - t0) / 1e9, cpu1 - cpu0, own1 - own0);
+	for (int t = 0; t < nthreads; t++)
+		free(ws[t].st.lat);
+	free(all.lat);
+	free(ws);
+	free(conns);
 }
 
 static void
@@ -904,5 +910,5 @@ main(int argc, char **argv)
 	    duration <= 0 || duration > 600)
 		usage();
 	run_load(nconns, nthreads, warmup, duration);
-	return 0;
+	return fflush(stdout) == 0 ? 0 : 1;
 }

@@ -14,17 +14,17 @@
 # All traffic stays on 127.0.0.1; every process started here is killed on
 # exit (tests/lib.sh's trap); a missing peer makes its row "skipped".
 # Knobs (environment): BENCH_SECONDS (5) BENCH_WARMUP (1) BENCH_CONNS (16)
-# BENCH_THREADS (loadgen threads, 1) BENCH_TOKENS (20000, no-cache row)
+# BENCH_THREADS (loadgen threads, 1) BENCH_TOKENS (30000, no-cache row)
 # BENCH_PERF=1 (also profile kakikomi's fast path with perf, outside the table).
 set -u
-cd "$(dirname "$0")/../.."
+cd "$(dirname "$0")/../.." || exit 1
 . tests/lib.sh
 
 SECS=${BENCH_SECONDS:-5}
 WARM=${BENCH_WARMUP:-1}
 CONNS=${BENCH_CONNS:-16}
 LTHREADS=${BENCH_THREADS:-1}
-NTOKENS=${BENCH_TOKENS:-20000}
+NTOKENS=${BENCH_TOKENS:-30000}
 CORES=$(nproc)
 BB=$T_BUILD/bench
 RESULTS=$BB/results.json
@@ -44,19 +44,21 @@ die() { echo "bench: $*" >&2; for f in "$T_TMP"/*.log; do [ -f "$f" ] && tail -n
 build_tools() {
 	local warn=(-std=c11 -D_GNU_SOURCE -O2 -g -Wall -Wextra -Werror -Wstrict-prototypes
 		-Wmissing-prototypes -Wmissing-declarations -Wshadow -Wpointer-arith -Wcast-qual)
-	local objs
+	local objs=() o
 	mkdir -p "$BB"
-	objs=$(ls "$T_BUILD"/*.o | grep -v '/main\.o$')
+	for o in "$T_BUILD"/*.o; do [ "${o##*/}" = main.o ] || objs+=("$o"); done
+	# shellcheck disable=SC2046  # word splitting of pkg-config's output is intended
 	cc "${warn[@]}" -o "$BB/nullup" tests/bench/nullup.c -pthread &&
 	cc "${warn[@]}" -o "$BB/loadgen" tests/bench/loadgen.c -pthread &&
 	cc "${warn[@]}" -o "$BB/mint" tests/bench/mint.c -pthread -lcrypto &&
-	# shellcheck disable=SC2046,SC2086
 	cc "${warn[@]}" $(pkg-config --cflags libevent) -Igateway -o "$BB/floor" \
-	    tests/bench/floor.c $objs $(pkg-config --libs libevent libevent_openssl \
+	    tests/bench/floor.c "${objs[@]}" $(pkg-config --libs libevent libevent_openssl \
 	    libevent_pthreads openssl jansson libjwt yaml-0.1 zlib) -lsnappy -lpthread
 }
 build_tools || die "cannot build the bench tools (run make first)"
-[ -x "$T_BUILD/kakikomi" ] && [ -x "$T_BUILD/tools/rwgen" ] || die "run make all tools first"
+if [ ! -x "$T_BUILD/kakikomi" ] || [ ! -x "$T_BUILD/tools/rwgen" ]; then
+	die "run make all tools first"
+fi
 : > "$RESULTS"
 
 # ---- helpers ----------------------------------------------------------------
@@ -296,8 +298,8 @@ if [ "${BENCH_PERF:-0}" = 1 ] && command -v perf >/dev/null; then
 	    --tokens "$T_TMP/token" >/dev/null
 	wait "$perf_pid"
 	perf report -i "$T_TMP/perf.data" --stdio --no-children --sort symbol \
-	    --percent-limit 0.5 -g none 2>/dev/null | grep -E '^ +[0-9]' | head -n 25 \
-	    > "$BB/perf-fastpath.txt"
+	    --percent-limit 0.5 -g none 2>/dev/null | grep -E '^ +[0-9]' | head -n 25 |
+	    awk '{ printf "  %7s %s %s\n", $1, $2, $3 }' > "$BB/perf-fastpath.txt"
 	stop_pid "$KK_PID"
 fi
 

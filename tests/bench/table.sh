@@ -12,7 +12,7 @@ jq -r '
      f(.p999_ms), f(.cpu_us_per_req), f(.server_cpu_s), f(.seconds), f(.peak_rss_mb),
      ((.status // {} | to_entries | map("\(.key):\(.value)")) +
       (.errors // {} | to_entries | map("\(.key)-error:\(.value)")) | join(" ")),
-     f(.ok), f(.note), f(.tokens_exhausted)]
+     f(.ok), f(.note), f(.tokens_exhausted), f(.loadgen_cpu_s)]
   elif .kind == "floor" then
     ["F", (.body | split("/") | last), .bytes, .decoded, .series, (.samples + .entries),
      .decode_us, .compress_us, .fast_us, .rewrite_us]
@@ -33,9 +33,9 @@ $1 == "R" {
 	if (flag == "!") flagged = 1
 	msmp = $6 / 1e6
 	cpum = ($6 > 0 && $12 > 0) ? sprintf("%.3f", $11 / ($6 * $12 / 1e6)) : "-"
-	line[n] = sprintf("%s%-3s %-26s %8.0f %7.2f %7.2f %7.2f %7.2f %8s %8s %7.1f  %s",
+	line[n] = sprintf("%s%-3s %-26s %8.0f %7.2f %7.2f %7.2f %7.2f %8s %8s %5.0f%% %7.1f %5.0f%%  %s",
 	    flag, $2, $3, $5, msmp, $7, $8, $9, ($10 == "" ? "-" : sprintf("%.1f", $10)),
-	    cpum, $13, $14)
+	    cpum, ($12 > 0 ? 100 * $11 / $12 : 0), $13, ($12 > 0 ? 100 * $18 / $12 : 0), $14)
 	if ($17 == "true") line[n] = line[n] " (tokens ran out: shorter window)"
 	next
 }
@@ -52,10 +52,10 @@ $1 == "I" { idle = sprintf("kakikomi RSS with 1,000 idle connections (default li
 END {
 	printf "kakikomi benchmark: %s s per row after warm-up, %s keep-alive connections, loadgen %s thread(s), %s cores, all on 127.0.0.1\n\n",
 	    secs, conns, lthreads, cores
-	printf " %-3s %-26s %8s %7s %7s %7s %7s %8s %8s %7s  %s\n", "#", "row", "req/s",
-	    "Msmp/s", "p50 ms", "p99 ms", "p999ms", "CPU us", "CPU s/M", "RSS MB", "answers"
-	printf " %-3s %-26s %8s %7s %7s %7s %7s %8s %8s %7s\n", "", "", "", "", "", "", "",
-	    "per req", "samples", "peak"
+	printf " %-3s %-26s %8s %7s %7s %7s %7s %8s %8s %6s %7s %6s  %s\n", "#", "row", "req/s",
+	    "Msmp/s", "p50 ms", "p99 ms", "p999ms", "CPU us", "CPU s/M", "CPU", "RSS MB", "loadgn", "answers"
+	printf " %-3s %-26s %8s %7s %7s %7s %7s %8s %8s %6s %7s %6s\n", "", "", "", "", "", "", "",
+	    "per req", "samples", "used", "peak", "CPU"
 	for (i = 1; i <= n; i++)
 		if (i in skip) printf " %-3s %-26s %s\n", id[i], name[i], skip[i]
 		else print line[i]
@@ -63,6 +63,8 @@ END {
 	for (i = 1; i <= n; i++) if (note[i] != "") printf "  [%s] %s\n", id[i], note[i]
 	print "  Samples: remote write samples, Loki entries (rows 8a/8b).  CPU: utime+stime of the server process(es) in the window."
 	print "  Rows 1-7 send the 2000-series and a 500-series body in turn."
+	printf "  CPU used: the server, %% of one core (%d00%% = every core).  loadgn CPU: the load generator, %% of one core\n", cores
+	print "  (near 100% = that row is bound by the harness).  A row with low CPU used and high latency is waiting, not working."
 	if (flagged) print "  ! = the row had non-2xx answers or transport errors (see answers)."
 	printf "\nIn-process floor (one core, us per request):\n"
 	printf "  %-28s %7s %8s %6s %7s %9s %9s %9s %9s\n", "body", "bytes", "decoded", "series",
