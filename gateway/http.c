@@ -294,77 +294,81 @@ chunk_start(struct http_chunked *c, const char **errstr)
 	return 0;
 }
 
-/* One framing byte (everything but chunk data).  -1 on malformed. */
+/* A byte of a chunk-size line: hex size, extensions, CRLF. */
 static int
-chunk_byte(struct http_chunked *c, unsigned char ch, const char **errstr)
+size_byte(struct http_chunked *c, unsigned char ch, const char **errstr)
 {
-	int v;
+	int v = hexval(ch);
 
-	switch (c->state) {
-	case CH_SIZE_START:
-	case CH_SIZE:
-		if ((v = hexval(ch)) >= 0) {
-			if (c->size > (UINT64_MAX >> 4)) {
-				*errstr = "chunk size overflows";
-				return -1;
-			}
-			c->size = (c->size << 4) | (uint64_t)v;
-			c->state = CH_SIZE;
-			return 0;
+	if ((c->state == CH_SIZE_START || c->state == CH_SIZE) && v >= 0) {
+		if (c->size > (UINT64_MAX >> 4)) {
+			*errstr = "chunk size overflows";
+			return -1;
 		}
-		if (c->state == CH_SIZE_START)
-			break;
-		if (ch == '\r') {
-			c->state = CH_SIZE_LF;
-			return 0;
-		}
-		if (ch != ';' && ch != ' ' && ch != '\t')
-			break;
-		c->state = CH_EXT;
+		c->size = (c->size << 4) | (uint64_t)v;
+		c->state = CH_SIZE;
+		return 0;
+	}
+	if (c->state == CH_SIZE_LF)
+		return ch == '\n' ? chunk_start(c, errstr) : -1;
+	if (c->state == CH_SIZE_START)
+		return -1;
+	if (ch == '\r') {
+		c->state = CH_SIZE_LF;
+		return 0;
+	}
+	if (c->state == CH_SIZE && ch != ';' && ch != ' ' && ch != '\t')
+		return -1;
+	if (c->state == CH_SIZE)
 		c->linelen = 0;
-		return 0;
-	case CH_EXT:
-		if (ch == '\r') {
-			c->state = CH_SIZE_LF;
-			return 0;
-		}
-		if (!is_vchar(ch) || ++c->linelen > CHUNK_LINE_MAX)
-			break;
-		return 0;
-	case CH_SIZE_LF:
-		if (ch != '\n')
-			break;
-		return chunk_start(c, errstr);
+	c->state = CH_EXT;
+	return is_vchar(ch) && ++c->linelen <= CHUNK_LINE_MAX ? 0 : -1;
+}
+
+/* A byte after chunk data: its CRLF, the trailer section, the final CRLF. */
+static int
+tail_byte(struct http_chunked *c, unsigned char ch, const char **errstr)
+{
+	switch (c->state) {
 	case CH_DATA_CR:
-		c->state = CH_DATA_LF;
-		return ch == '\r' ? 0 : (*errstr = "missing CRLF after chunk data", -1);
 	case CH_DATA_LF:
-		c->state = CH_SIZE_START;
+		if (ch != (c->state == CH_DATA_CR ? '\r' : '\n')) {
+			*errstr = "missing CRLF after chunk data";
+			return -1;
+		}
+		c->state = c->state == CH_DATA_CR ? CH_DATA_LF : CH_SIZE_START;
 		c->size = 0;
-		return ch == '\n' ? 0 : (*errstr = "missing CRLF after chunk data", -1);
+		return 0;
 	case CH_TRAILER:
-		c->state = ch == '\r' ? CH_END_LF : CH_TRAILER_LINE;
-		return ch == '\r' || is_vchar(ch) ? 0 : (*errstr = "malformed trailer", -1);
 	case CH_TRAILER_LINE:
 		if (++c->linelen > TRAILER_MAX) {
 			*errstr = "trailer section too long";
 			return -1;
 		}
 		if (ch == '\r')
-			c->state = CH_TRAILER_LF;
-		else if (!is_vchar(ch))
-			break;
-		return 0;
-	case CH_TRAILER_LF:
-	case CH_END_LF:
+			c->state = c->state == CH_TRAILER ? CH_END_LF : CH_TRAILER_LF;
+		else
+			c->state = CH_TRAILER_LINE;
+		return ch == '\r' || is_vchar(ch) ? 0 : -1;
+	default:	/* CH_TRAILER_LF, CH_END_LF */
 		if (ch != '\n')
-			break;
-		c->state = c->state == CH_END_LF ? CH_DONE : CH_TRAILER;
-		c->done = c->state == CH_DONE;
+			return -1;
+		c->done = c->state == CH_END_LF;
+		c->state = c->done ? CH_DONE : CH_TRAILER;
 		return 0;
 	}
-	*errstr = "malformed chunk framing";
-	return -1;
+}
+
+/* One framing byte (everything but chunk data).  -1 on malformed. */
+static int
+chunk_byte(struct http_chunked *c, unsigned char ch, const char **errstr)
+{
+	const char *why = NULL;
+	int rc = c->state <= CH_SIZE_LF ? size_byte(c, ch, &why) : tail_byte(c, ch, &why);
+
+	if (rc != 0)
+		*errstr = why ? why : "malformed chunk framing";
+	return rc;
 }
 
 ssize_t
@@ -466,19 +470,28 @@ request_free(struct http_request *req)
 	free(req);
 }
 
+/*
+ * Closes the connection.  A pending request stays with its owner (the answer
+ * will be dropped); one whose body was still being read fails now, so the
+ * owner's hold on it ends.
+ */
 static void
 conn_free(struct http_conn *c)
 {
-	if (c->req != NULL) {
-		/* Pending: the owner still answers it; the answer is dropped. */
-		c->req->conn = NULL;
-		c->req = NULL;
-	}
-	TAILQ_REMOVE(&c->hs->all, c, entry);
+	struct http_request *req = c->req;
+	struct http_server *hs = c->hs;
+	int reading = c->state == C_BODY;
+
+	TAILQ_REMOVE(&hs->all, c, entry);
 	event_free(c->timer);
 	bufferevent_free(c->bev);
-	conns_gauge(__atomic_sub_fetch(c->hs->conns, 1, __ATOMIC_RELAXED));
+	conns_gauge(__atomic_sub_fetch(hs->conns, 1, __ATOMIC_RELAXED));
 	free(c);
+	if (req == NULL)
+		return;
+	req->conn = NULL;
+	if (reading)
+		hs->hooks.fail(req, 400, "connection closed during the body", hs->arg);
 }
 
 /*
@@ -502,21 +515,10 @@ conn_fail(struct http_conn *c, int status, const char *reason)
 	hs->hooks.fail(c->req, status, reason, hs->arg);
 }
 
-/* The client went away: a request being read still gets its (dropped) answer. */
+/* The client went away. */
 static void
 conn_gone(struct http_conn *c)
 {
-	struct http_request *req = c->req;
-	struct http_server *hs = c->hs;
-
-	if (c->state == C_BODY) {
-		c->req = NULL;
-		req->conn = NULL;
-		conn_free(c);
-		hs->hooks.fail(req, 400, "client closed the connection during the body",
-		    hs->arg);
-		return;
-	}
 	if (c->state == C_HEAD && evbuffer_get_length(bufferevent_get_input(c->bev)))
 		log_debug("client closed the connection during a request head");
 	conn_free(c);
@@ -861,7 +863,9 @@ http_reply(struct http_request *req, int status, const char *phrase,
 		return;
 	}
 	c->req = NULL;
-	if (!req->body_done || !req->head.keep_alive || c->hs->draining)
+	/* An unread body would be taken for the next request: close instead. */
+	if ((!req->body_done && (req->head.chunked || req->head.content_length > 0)) ||
+	    !req->head.keep_alive || c->hs->draining)
 		c->close = 1;
 	out = bufferevent_get_output(c->bev);
 	answer_head(out, status, phrase, fields, nfields);

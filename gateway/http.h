@@ -146,7 +146,8 @@ int			 http_request_is(const struct http_request *req, const char *method);
 const char		*http_request_header(const struct http_request *req, const char *name);
 void			 http_request_set_data(struct http_request *req, void *data);
 void			*http_request_data(const struct http_request *req);
-/* Caps the body (chunked: as it arrives; the head hook checks Content-Length). */
+/* Caps the body; default 0 (any body is 413).  Chunked bodies are checked as
+ * they arrive, a Content-Length before reading. */
 void			 http_request_set_body_limit(struct http_request *req, uint64_t max);
 /* The body read so far: contiguous, owned by the request. */
 const uint8_t		*http_request_body(const struct http_request *req, size_t *len);

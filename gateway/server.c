@@ -1,13 +1,9 @@
 /* server: write listener, workers and request life cycle.  See server.h. */
 #include "server.h"
 
-#include <event2/buffer.h>
 #include <event2/dns.h>
 #include <event2/event.h>
-#include <event2/http.h>
-#include <event2/keyvalq_struct.h>
 #include <event2/listener.h>
-#include <event2/thread.h>
 #include <event2/util.h>
 
 #include <pthread.h>
@@ -19,6 +15,7 @@
 #include <unistd.h>
 
 #include "acked.h"
+#include "http.h"
 #include "log.h"
 #include "metrics.h"
 #include "payload.h"
@@ -29,14 +26,14 @@
 #define MAX_WORKERS		64
 #define RETRY_AFTER_OVERLOAD	"1"
 #define RETRY_AFTER_NO_KEYS	"10"
+#define MAX_FIELDS		6	/* answer header lines besides http.c's own */
 
 struct worker {
 	struct server		*srv;
 	pthread_t		 thread;
 	struct event_base	*base;
 	struct evdns_base	*dns;
-	struct evhttp		*http;
-	struct evhttp_bound_socket *bound;
+	struct http_server	*http;
 	struct upstream_pool	*pool;
 	struct event		*drain_ev;
 	int			 started;
@@ -51,18 +48,22 @@ struct server {
 	size_t		 nworkers;
 	size_t		 inflight;	/* atomic */
 	size_t		 inflight_bytes;/* atomic */
+	size_t		 conns;		/* atomic: client connections, every worker */
 };
 
-/* One write request from route to answer. */
+/* One write request from head to answer. */
 struct wreq {
 	struct worker		*w;
-	struct evhttp_request	*req;
+	struct http_request	*req;
 	struct config		*cfg;
+	int			 routed;	/* signal is known */
 	enum signal		 signal;
 	const struct site	*site;
 	char			 identity[320];
-	size_t			 body_len;
+	size_t			 body_len;	/* reserved in srv->inflight_bytes */
 	int			 counted;	/* in srv->inflight */
+	struct http_field	 fields[MAX_FIELDS];
+	size_t			 nfields;
 	struct timespec		 start;
 	struct payload_result	 payload;
 	int			 fanout;	/* more than one upstream: remember acks */
@@ -119,6 +120,7 @@ status_phrase(int status)
 	case 403: return "Forbidden";
 	case 404: return "Not Found";
 	case 405: return "Method Not Allowed";
+	case 408: return "Request Timeout";
 	case 409: return "Conflict";
 	case 413: return "Payload Too Large";
 	case 415: return "Unsupported Media Type";
@@ -131,23 +133,40 @@ status_phrase(int status)
 	}
 }
 
+/* One more header line on the answer (Retry-After, Allow, ...). */
+static void
+wreq_field(struct wreq *r, const char *name, const char *value)
+{
+	if (value != NULL && *value && r->nfields < MAX_FIELDS)
+		r->fields[r->nfields++] = (struct http_field){ name, value };
+}
+
 /* Answers with `status` and, unless 2xx, a one-line reason as the body. */
 static void
-reply(struct evhttp_request *req, int status, const char *reason, const char *retry_after)
+reply(struct wreq *r, int status, const char *reason)
 {
-	struct evkeyvalq *h = evhttp_request_get_output_headers(req);
-	struct evbuffer *body = NULL;
+	char body[600];
+	int n = 0;
 
-	if (retry_after != NULL && *retry_after)
-		evhttp_add_header(h, "Retry-After", retry_after);
 	if (status >= 300 && reason != NULL) {
-		evhttp_add_header(h, "Content-Type", "text/plain; charset=utf-8");
-		if ((body = evbuffer_new()) != NULL)
-			evbuffer_add_printf(body, "%s\n", reason);
+		wreq_field(r, "Content-Type", "text/plain; charset=utf-8");
+		n = snprintf(body, sizeof(body), "%s\n", reason);
+		if (n < 0)
+			n = 0;
+		else if ((size_t)n >= sizeof(body)) {
+			n = sizeof(body) - 1;
+			body[n - 1] = '\n';
+		}
 	}
-	evhttp_send_reply(req, status, status_phrase(status), body);
-	if (body)
-		evbuffer_free(body);
+	http_reply(r->req, status, status_phrase(status), r->fields, r->nfields, body,
+	    (size_t)n);
+	r->req = NULL;
+}
+
+static const char *
+wreq_signal(const struct wreq *r)
+{
+	return r->routed ? signal_name(r->signal) : "";
 }
 
 static void
@@ -170,7 +189,7 @@ count_refusal(const struct wreq *r, const char *why)
 
 	metrics_escape(site, sizeof(site), r->site ? r->site->name : "");
 	snprintf(labels, sizeof(labels), "site=\"%s\",signal=\"%s\",reason=\"%s\"",
-	    site, signal_name(r->signal), why);
+	    site, wreq_signal(r), why);
 	metrics_counter_add("kakikomi_rejected_requests_total", labels, 1);
 }
 
@@ -195,30 +214,47 @@ count_accepted(const struct wreq *r)
 }
 
 static void
-inflight_add(struct server *srv, ssize_t reqs, ssize_t bytes)
+inflight_gauges(size_t n, size_t b)
 {
-	size_t n = __atomic_add_fetch(&srv->inflight, (size_t)reqs, __ATOMIC_RELAXED);
-	size_t b = __atomic_add_fetch(&srv->inflight_bytes, (size_t)bytes, __ATOMIC_RELAXED);
-
 	metrics_gauge_set("kakikomi_inflight_requests", "", (double)n);
 	metrics_gauge_set("kakikomi_inflight_bytes", "", (double)b);
 }
 
-/* The one exit of every write request: answer, log, count, free. */
+/* Adds to a cap-checked counter; -1 (nothing added) when it would pass max. */
+static int
+reserve(size_t *counter, size_t n, uint64_t max)
+{
+	if (__atomic_add_fetch(counter, n, __ATOMIC_RELAXED) > max) {
+		__atomic_sub_fetch(counter, n, __ATOMIC_RELAXED);
+		return -1;
+	}
+	return 0;
+}
+
+static void
+inflight_release(struct server *srv, size_t bytes)
+{
+	inflight_gauges(__atomic_sub_fetch(&srv->inflight, 1, __ATOMIC_RELAXED),
+	    __atomic_sub_fetch(&srv->inflight_bytes, bytes, __ATOMIC_RELAXED));
+}
+
+/* The one exit of every request: answer, log, count, free. */
 static void
 wreq_finish(struct wreq *r, int status, const char *reason, const char *retry_after)
 {
 	enum log_level lvl = status < 300 ? LOG_LEVEL_DEBUG :
 	    status >= 500 ? LOG_LEVEL_WARN : LOG_LEVEL_INFO;
 
-	reply(r->req, status, reason, retry_after);
+	wreq_field(r, "Retry-After", retry_after);
+	reply(r, status, reason);
 	log_request(lvl, status < 300 ? "write accepted" : "write refused",
-	    signal_name(r->signal), r->site ? r->site->name : NULL,
+	    r->routed ? signal_name(r->signal) : NULL, r->site ? r->site->name : NULL,
 	    r->identity[0] ? r->identity : NULL, status,
 	    status < 300 ? NULL : reason, since(&r->start));
-	count_request(r, status);
+	if (r->routed)
+		count_request(r, status);
 	if (r->counted)
-		inflight_add(r->w->srv, -1, -(ssize_t)r->body_len);
+		inflight_release(r->w->srv, r->body_len);
 	payload_result_free(&r->payload);
 	config_unref(r->cfg);
 	free(r);
@@ -228,7 +264,6 @@ static void
 forwarded(const struct upstream_result *res, void *arg)
 {
 	struct wreq *r = arg;
-	struct evkeyvalq *h = evhttp_request_get_output_headers(r->req);
 	static const char *const written[3] = {
 		"X-Prometheus-Remote-Write-Samples-Written",
 		"X-Prometheus-Remote-Write-Histograms-Written",
@@ -239,8 +274,7 @@ forwarded(const struct upstream_result *res, void *arg)
 		acked_put(r->digest, res->status < 300 ? 0 : res->stored);
 	if (res->status < 300) {
 		for (int i = 0; i < 3; i++)
-			if (res->written[i][0])
-				evhttp_add_header(h, written[i], res->written[i]);
+			wreq_field(r, written[i], res->written[i]);
 		count_accepted(r);
 	}
 	wreq_finish(r, res->status, res->reason, res->retry_after);
@@ -253,7 +287,6 @@ forward_headers(const struct wreq *r, struct upstream_request *u)
 	static const char *const pass[] = {
 		"User-Agent", "X-Prometheus-Remote-Write-Version", "Retry-Attempt",
 	};
-	struct evkeyvalq *in = evhttp_request_get_input_headers(r->req);
 	const struct payload_result *p = &r->payload;
 	const char *ctype, *cenc;
 
@@ -261,15 +294,15 @@ forward_headers(const struct wreq *r, struct upstream_request *u)
 		ctype = p->content_type;
 		cenc = p->content_encoding;
 	} else {
-		ctype = evhttp_find_header(in, "Content-Type");
-		cenc = evhttp_find_header(in, "Content-Encoding");
+		ctype = http_request_header(r->req, "Content-Type");
+		cenc = http_request_header(r->req, "Content-Encoding");
 	}
 	if (ctype)
 		u->headers[u->nheaders++] = (struct upstream_header){ "Content-Type", ctype };
 	if (cenc)
 		u->headers[u->nheaders++] = (struct upstream_header){ "Content-Encoding", cenc };
 	for (size_t i = 0; i < sizeof(pass) / sizeof(pass[0]); i++) {
-		const char *v = evhttp_find_header(in, pass[i]);
+		const char *v = http_request_header(r->req, pass[i]);
 		if (v != NULL)
 			u->headers[u->nheaders++] = (struct upstream_header){ pass[i], v };
 	}
@@ -301,10 +334,8 @@ wreq_forward(struct wreq *r, const uint8_t *body, size_t len)
 }
 
 static void
-wreq_body(struct wreq *r)
+wreq_body(struct wreq *r, const uint8_t *body, size_t len)
 {
-	struct evbuffer *in = evhttp_request_get_input_buffer(r->req);
-	struct evkeyvalq *h = evhttp_request_get_input_headers(r->req);
 	struct payload_rule rule = {
 		.label = r->cfg->label,
 		.values = &r->site->providers,
@@ -312,21 +343,18 @@ wreq_body(struct wreq *r)
 		.site = r->site->name,
 		.max_decoded = r->cfg->limits.max_decoded_bytes,
 	};
-	/* One contiguous view; usually already one chunk, so no copy. */
-	const uint8_t *body = r->body_len ? evbuffer_pullup(in, -1) : (const uint8_t *)"";
+	char labels[64];
 
-	if (body == NULL) {
-		wreq_finish(r, 503, "out of memory", RETRY_AFTER_OVERLOAD);
-		return;
-	}
-	if (payload_check(r->signal, evhttp_find_header(h, "Content-Type"),
-	    evhttp_find_header(h, "Content-Encoding"), body, r->body_len, &rule,
+	snprintf(labels, sizeof(labels), "signal=\"%s\"", signal_name(r->signal));
+	metrics_counter_add("kakikomi_request_bytes_total", labels, (double)len);
+	if (payload_check(r->signal, http_request_header(r->req, "Content-Type"),
+	    http_request_header(r->req, "Content-Encoding"), body, len, &rule,
 	    &r->payload) != 0) {
 		count_refusal(r, r->payload.reject_reason ? r->payload.reject_reason : "body");
 		wreq_finish(r, r->payload.status, r->payload.reason, NULL);
 		return;
 	}
-	wreq_forward(r, body, r->body_len);
+	wreq_forward(r, body, len);
 }
 
 /* Per-site admission: identity known, signal allowed, rate limit. */
@@ -369,7 +397,6 @@ wreq_site(struct wreq *r, const struct access_identity *id)
 static int
 wreq_access(struct wreq *r)
 {
-	struct evkeyvalq *h = evhttp_request_get_input_headers(r->req);
 	struct keyset *ks = jwks_current(r->w->srv->jwks);
 	struct access_identity id;
 	const char *why = NULL;
@@ -377,7 +404,7 @@ wreq_access(struct wreq *r)
 	enum access_result res;
 
 	res = access_verify(r->w->srv->access, &r->cfg->access, ks,
-	    evhttp_find_header(h, "Cf-Access-Jwt-Assertion"), time(NULL), &id, &why);
+	    http_request_header(r->req, "Cf-Access-Jwt-Assertion"), time(NULL), &id, &why);
 	if (ks)
 		keyset_unref(ks);
 	if (res == ACCESS_UNKNOWN_KID)
@@ -393,78 +420,171 @@ wreq_access(struct wreq *r)
 	return wreq_site(r, &id);
 }
 
-/* Global caps: refuse at once (the sender retries 503) rather than queue. */
+static void
+wreq_overloaded(struct wreq *r)
+{
+	count_refusal(r, "overload");
+	wreq_finish(r, 503, "overloaded: too many requests in flight, retry later",
+	    RETRY_AFTER_OVERLOAD);
+}
+
+/*
+ * Global caps, before a byte of the body is read: refuse at once (the sender
+ * retries 503) rather than queue.  A Content-Length body is reserved whole
+ * here; a chunked one as it grows (more_cb).
+ */
 static int
 wreq_admit(struct wreq *r)
 {
 	struct server *srv = r->w->srv;
 	const struct limits_conf *lim = &r->cfg->limits;
+	const struct http_head *h = http_request_head(r->req);
+	size_t len = h->has_length ? (size_t)h->content_length : 0;
 
-	if (server_inflight(srv) >= lim->max_requests ||
-	    __atomic_load_n(&srv->inflight_bytes, __ATOMIC_RELAXED) + r->body_len >
-	    lim->max_inflight_bytes) {
-		count_refusal(r, "overload");
-		wreq_finish(r, 503, "overloaded: too many requests in flight, retry later",
-		    RETRY_AFTER_OVERLOAD);
+	if (reserve(&srv->inflight, 1, lim->max_requests) != 0) {
+		wreq_overloaded(r);
 		return -1;
 	}
-	inflight_add(srv, 1, (ssize_t)r->body_len);
+	if (reserve(&srv->inflight_bytes, len, lim->max_inflight_bytes) != 0) {
+		__atomic_sub_fetch(&srv->inflight, 1, __ATOMIC_RELAXED);
+		wreq_overloaded(r);
+		return -1;
+	}
 	r->counted = 1;
+	r->body_len = len;
+	inflight_gauges(server_inflight(srv),
+	    __atomic_load_n(&srv->inflight_bytes, __ATOMIC_RELAXED));
 	return 0;
+}
+
+/* 413 from Content-Length alone: the body is never read. */
+static int
+wreq_size(struct wreq *r)
+{
+	const struct http_head *h = http_request_head(r->req);
+	uint64_t max = r->cfg->limits.max_body_bytes;
+	char reason[160];
+
+	if (!h->has_length || h->content_length <= max)
+		return 0;
+	snprintf(reason, sizeof(reason), "body of %llu bytes is over max_body_bytes (%llu)",
+	    (unsigned long long)h->content_length, (unsigned long long)max);
+	count_refusal(r, "too_large");
+	wreq_finish(r, 413, reason, NULL);
+	return -1;
 }
 
 static int
-route(const char *path, enum signal *signal)
+wreq_route(struct wreq *r)
 {
+	const char *path = http_request_path(r->req);
+
 	if (strcmp(path, "/api/v1/write") == 0)
-		*signal = SIGNAL_METRICS;
+		r->signal = SIGNAL_METRICS;
 	else if (strcmp(path, "/loki/api/v1/push") == 0)
-		*signal = SIGNAL_LOGS;
-	else
+		r->signal = SIGNAL_LOGS;
+	else {
+		count_refusal(r, "route");
+		wreq_finish(r, 404, "not found: kakikomi accepts POST /api/v1/write and "
+		    "POST /loki/api/v1/push", NULL);
 		return -1;
+	}
+	r->routed = 1;
+	if (!http_request_is(r->req, "POST")) {
+		wreq_field(r, "Allow", "POST");
+		count_refusal(r, "method");
+		wreq_finish(r, 405, "method not allowed: use POST", NULL);
+		return -1;
+	}
 	return 0;
 }
 
-static void
-write_cb(struct evhttp_request *req, void *arg)
+static struct wreq *
+wreq_new(struct worker *w, struct http_request *req)
 {
-	struct worker *w = arg;
-	const char *path = evhttp_uri_get_path(evhttp_request_get_evhttp_uri(req));
-	struct wreq *r;
-	enum signal signal;
+	struct wreq *r = calloc(1, sizeof(*r));
 
-	if (path == NULL || route(path, &signal) != 0) {
-		reply(req, 404, "not found: kakikomi accepts POST /api/v1/write and "
-		    "POST /loki/api/v1/push", NULL);
-		return;
-	}
-	if (evhttp_request_get_command(req) != EVHTTP_REQ_POST) {
-		evhttp_add_header(evhttp_request_get_output_headers(req), "Allow", "POST");
-		reply(req, 405, "method not allowed: use POST", NULL);
-		return;
-	}
-	if ((r = calloc(1, sizeof(*r))) == NULL) {
-		reply(req, 503, "out of memory", RETRY_AFTER_OVERLOAD);
-		return;
+	if (r == NULL) {
+		http_reply(req, 503, status_phrase(503), NULL, 0, "out of memory\n", 14);
+		return NULL;
 	}
 	clock_gettime(CLOCK_MONOTONIC, &r->start);
 	r->w = w;
 	r->req = req;
-	r->signal = signal;
 	r->cfg = server_config(w->srv);
-	r->body_len = evbuffer_get_length(evhttp_request_get_input_buffer(req));
-	{
-		char labels[64];
-		snprintf(labels, sizeof(labels), "signal=\"%s\"", signal_name(signal));
-		metrics_counter_add("kakikomi_request_bytes_total", labels, (double)r->body_len);
-	}
-	if (wreq_admit(r) != 0 || wreq_access(r) != 0)
+	http_request_set_data(req, r);
+	return r;
+}
+
+/* The head is in: every refusal that needs no body happens here. */
+static void
+head_cb(struct http_request *req, void *arg)
+{
+	struct wreq *r = wreq_new(arg, req);
+
+	if (r == NULL || wreq_route(r) != 0 || wreq_size(r) != 0 ||
+	    wreq_admit(r) != 0 || wreq_access(r) != 0)
 		return;
-	if (r->cfg->nupstreams[signal] == 0) {
+	if (r->cfg->nupstreams[r->signal] == 0) {
 		wreq_finish(r, 404, "no upstream is configured for this signal", NULL);
 		return;
 	}
-	wreq_body(r);
+	http_request_set_body_limit(req, r->cfg->limits.max_body_bytes);
+}
+
+/* A chunked body grew: reserve the new bytes. */
+static int
+more_cb(struct http_request *req, size_t total, void *arg)
+{
+	struct wreq *r = http_request_data(req);
+	struct server *srv = r->w->srv;
+
+	if (reserve(&srv->inflight_bytes, total - r->body_len,
+	    r->cfg->limits.max_inflight_bytes) != 0) {
+		wreq_overloaded(r);
+		return -1;
+	}
+	r->body_len = total;
+	metrics_gauge_set("kakikomi_inflight_bytes", "",
+	    (double)__atomic_load_n(&srv->inflight_bytes, __ATOMIC_RELAXED));
+	return 0;
+}
+
+static void
+body_cb(struct http_request *req, void *arg)
+{
+	struct wreq *r = http_request_data(req);
+	const uint8_t *body;
+	size_t len;
+
+	body = http_request_body(req, &len);
+	wreq_body(r, body, len);
+}
+
+/* The request could not be read (malformed, too large, too slow, gone). */
+static void
+fail_cb(struct http_request *req, int status, const char *reason, void *arg)
+{
+	struct wreq *r = http_request_data(req);
+
+	if (r == NULL && (r = wreq_new(arg, req)) == NULL)
+		return;
+	count_refusal(r, status == 408 ? "timeout" : status == 413 ? "too_large" :
+	    "protocol");
+	wreq_finish(r, status, reason, NULL);
+}
+
+static void
+limits_cb(void *arg, struct http_limits *out)
+{
+	struct worker *w = arg;
+	struct config *cfg = server_config(w->srv);
+
+	out->max_connections = cfg->limits.max_connections;
+	out->header_timeout_ms = cfg->limits.header_timeout_ms;
+	out->body_timeout_ms = cfg->limits.body_timeout_ms;
+	out->idle_timeout_ms = cfg->limits.idle_timeout_ms;
+	config_unref(cfg);
 }
 
 static void
@@ -472,10 +592,7 @@ drain_cb(evutil_socket_t fd, short what, void *arg)
 {
 	struct worker *w = arg;
 
-	if (w->bound != NULL) {
-		evhttp_del_accept_socket(w->http, w->bound);
-		w->bound = NULL;
-	}
+	http_server_drain(w->http);
 }
 
 static void *
@@ -487,8 +604,8 @@ worker_main(void *arg)
 	return NULL;
 }
 
-static int
-worker_bind(struct worker *w, const struct config *cfg)
+static struct evconnlistener *
+worker_listen(struct worker *w, const struct config *cfg)
 {
 	struct sockaddr_storage ss;
 	int sslen = sizeof(ss);
@@ -499,45 +616,37 @@ worker_bind(struct worker *w, const struct config *cfg)
 	    cfg->listen);
 	if (evutil_parse_sockaddr_port(addr, (struct sockaddr *)&ss, &sslen) != 0) {
 		log_warnx("listen %s: not an address", cfg->listen);
-		return -1;
+		return NULL;
 	}
 	lev = evconnlistener_new_bind(w->base, NULL, NULL,
 	    LEV_OPT_REUSEABLE | LEV_OPT_REUSEABLE_PORT | LEV_OPT_CLOSE_ON_FREE |
 	    LEV_OPT_CLOSE_ON_EXEC, 1024, (struct sockaddr *)&ss, sslen);
-	if (lev == NULL) {
+	if (lev == NULL)
 		log_warn("listen %s", cfg->listen);
-		return -1;
-	}
-	if ((w->bound = evhttp_bind_listener(w->http, lev)) == NULL) {
-		evconnlistener_free(lev);
-		return -1;
-	}
-	return 0;
+	return lev;
 }
 
 static int
 worker_init(struct worker *w, struct server *srv, const struct config *cfg)
 {
-	struct timeval tv = {
-		.tv_sec = (time_t)(cfg->limits.idle_timeout_ms / 1000),
-		.tv_usec = (suseconds_t)(cfg->limits.idle_timeout_ms % 1000) * 1000,
+	static const struct http_hooks hooks = {
+		.limits = limits_cb, .head = head_cb, .more = more_cb,
+		.body = body_cb, .fail = fail_cb,
 	};
+	struct evconnlistener *lev;
 
 	w->srv = srv;
 	if ((w->base = event_base_new()) == NULL ||
 	    (w->dns = evdns_base_new(w->base, EVDNS_BASE_INITIALIZE_NAMESERVERS)) == NULL ||
-	    (w->http = evhttp_new(w->base)) == NULL ||
 	    (w->pool = upstream_pool_new(w->base, w->dns)) == NULL ||
-	    (w->drain_ev = event_new(w->base, -1, 0, drain_cb, w)) == NULL)
+	    (w->drain_ev = event_new(w->base, -1, 0, drain_cb, w)) == NULL ||
+	    (lev = worker_listen(w, cfg)) == NULL)
 		return -1;
-	evhttp_set_gencb(w->http, write_cb, w);
-	evhttp_set_allowed_methods(w->http, EVHTTP_REQ_GET | EVHTTP_REQ_POST |
-	    EVHTTP_REQ_PUT | EVHTTP_REQ_HEAD | EVHTTP_REQ_DELETE | EVHTTP_REQ_OPTIONS |
-	    EVHTTP_REQ_PATCH);
-	evhttp_set_max_body_size(w->http, (ev_ssize_t)cfg->limits.max_body_bytes);
-	evhttp_set_max_headers_size(w->http, 64 * 1024);
-	evhttp_set_timeout_tv(w->http, &tv);
-	return worker_bind(w, cfg);
+	if ((w->http = http_server_new(w->base, lev, &hooks, w, &srv->conns)) == NULL) {
+		evconnlistener_free(lev);
+		return -1;
+	}
+	return 0;
 }
 
 static void
@@ -545,8 +654,7 @@ worker_free(struct worker *w)
 {
 	if (w->drain_ev)
 		event_free(w->drain_ev);
-	if (w->http)
-		evhttp_free(w->http);
+	http_server_free(w->http);
 	upstream_pool_free(w->pool);
 	if (w->dns)
 		evdns_base_free(w->dns, 0);

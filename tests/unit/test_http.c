@@ -1,0 +1,381 @@
+/*
+ * http: the request-head parser (valid heads, partial heads, each kind of
+ * malformed head, bounds) and the chunked-body decoder, table-driven.  Every
+ * input is copied into a buffer of exactly its length, so ASan catches a read
+ * past the end (the parser must never assume NUL termination).
+ */
+#include <stdarg.h>
+#include <stddef.h>
+#include <setjmp.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <cmocka.h>
+
+#include "http.h"
+
+/* Parses `in` from an exact-size copy; the copy stays for the views. */
+static int
+parse(const char *in, size_t len, struct http_head *h, const char **err, char **copy)
+{
+	*copy = malloc(len ? len : 1);
+	assert_non_null(*copy);
+	memcpy(*copy, in, len);
+	*err = NULL;
+	return http_parse_head(*copy, len, h, err);
+}
+
+static void
+assert_str(struct http_str s, const char *want)
+{
+	char got[256];
+
+	snprintf(got, sizeof(got), "%.*s", (int)s.len, s.p);
+	assert_string_equal(got, want);
+}
+
+struct good_case {
+	const char	*in;
+	size_t		 used;		/* 0: the whole input */
+	const char	*method, *target;
+	int		 minor;
+	int		 has_length;
+	uint64_t	 length;
+	int		 chunked, keep_alive, expect;
+	size_t		 nheaders;
+};
+
+static const struct good_case good[] = {
+	{ "POST /api/v1/write HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n\r\n", 0,
+	    "POST", "/api/v1/write", 1, 1, 5, 0, 1, 0, 2 },
+	{ "POST /a?b=c HTTP/1.1\r\nContent-Length: 3\r\n\r\nabc", 43,
+	    "POST", "/a?b=c", 1, 1, 3, 0, 1, 0, 1 },
+	{ "GET / HTTP/1.0\n\n", 0, "GET", "/", 0, 0, 0, 0, 0, 0, 0 },
+	{ "GET / HTTP/1.0\nConnection: Keep-Alive\n\n", 0, "GET", "/", 0, 0, 0, 0, 1, 0, 1 },
+	{ "GET / HTTP/1.1\r\nConnection: upgrade, close\r\n\r\n", 0,
+	    "GET", "/", 1, 0, 0, 0, 0, 0, 1 },
+	{ "POST /x HTTP/1.1\r\nTransfer-Encoding: Chunked\r\nExpect: 100-Continue\r\n\r\n", 0,
+	    "POST", "/x", 1, 0, 0, 1, 1, 1, 2 },
+	{ "\r\n\r\nPOST /x HTTP/1.1\r\nContent-Length: 7\r\ncontent-length: 7\r\n\r\n", 0,
+	    "POST", "/x", 1, 1, 7, 0, 1, 0, 2 },
+	{ "POST /x HTTP/1.1\r\nX-A:\t v \xe9\xa7\x85 \t\r\nX-Empty:\r\n\r\n", 0,
+	    "POST", "/x", 1, 0, 0, 0, 1, 0, 2 },
+	{ "OPTIONS * HTTP/1.9\r\nContent-Length: 0000000000000000012\r\n\r\n", 0,
+	    "OPTIONS", "*", 9, 1, 12, 0, 1, 0, 1 },
+};
+
+static void
+test_head_valid(void **state)
+{
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		const struct good_case *g = &good[i];
+		size_t len = strlen(g->in);
+		struct http_head h;
+		const char *err;
+		char *copy;
+		int n = parse(g->in, len, &h, &err, &copy);
+
+		print_message("head case %zu\n", i);
+		assert_int_equal(n, g->used ? g->used : len);
+		assert_str(h.method, g->method);
+		assert_str(h.target, g->target);
+		assert_int_equal(h.minor, g->minor);
+		assert_int_equal(h.has_length, g->has_length);
+		assert_int_equal(h.content_length, g->length);
+		assert_int_equal(h.chunked, g->chunked);
+		assert_int_equal(h.keep_alive, g->keep_alive);
+		assert_int_equal(h.expect_continue, g->expect);
+		assert_int_equal(h.nheaders, g->nheaders);
+		free(copy);
+	}
+}
+
+static void
+test_head_values(void **state)
+{
+	const char *in = "POST /x HTTP/1.1\r\nX-A:\t v \xe9 \t\r\nX-Empty:\r\n"
+	    "x-a: second\r\n\r\n";
+	struct http_head h;
+	const char *err;
+	char *copy;
+
+	assert_int_equal(parse(in, strlen(in), &h, &err, &copy), (int)strlen(in));
+	assert_str(h.headers[0].name, "X-A");
+	assert_str(h.headers[0].value, "v \xe9");
+	assert_str(*http_head_find(&h, "x-a"), "v \xe9");
+	assert_str(*http_head_find(&h, "X-EMPTY"), "");
+	assert_null(http_head_find(&h, "X-Missing"));
+	free(copy);
+}
+
+/* Every prefix of a complete head needs more bytes. */
+static void
+test_head_partial(void **state)
+{
+	const char *in = "POST /api/v1/write HTTP/1.1\r\nHost: x\r\n"
+	    "Transfer-Encoding: chunked\r\n\r\n";
+	size_t len = strlen(in);
+
+	for (size_t cut = 0; cut < len; cut++) {
+		struct http_head h;
+		const char *err;
+		char *copy;
+		int n = parse(in, cut, &h, &err, &copy);
+
+		if (n != 0)
+			fail_msg("prefix of %zu bytes: got %d (%s), want 0", cut, n,
+			    err ? err : "");
+		free(copy);
+	}
+}
+
+struct bad_case {
+	const char	*in;
+	const char	*err;
+};
+
+static const struct bad_case bad[] = {
+	{ "POST  / HTTP/1.1\r\n\r\n", "malformed request line" },
+	{ "POST / HTTP/2.0\r\n\r\n", "malformed request line" },
+	{ "POST / HTTP/1.1 \r\n\r\n", "malformed request line" },
+	{ "POST / HTTP/1.11\r\n\r\n", "malformed request line" },
+	{ "PO(ST / HTTP/1.1\r\n\r\n", "malformed request line" },
+	{ " / HTTP/1.1\r\n\r\n", "malformed request line" },
+	{ "POST /\r HTTP/1.1\r\n\r\n", "malformed request line" },
+	{ "POST /\x7f HTTP/1.1\r\n\r\n", "malformed request line" },
+	{ "POST / HTTP/1.1\r\nHost : x\r\n\r\n", "malformed header name" },
+	{ "POST / HTTP/1.1\r\n: x\r\n\r\n", "malformed header name" },
+	{ "POST / HTTP/1.1\r\nNoColon\r\n\r\n", "malformed header name" },
+	{ "POST / HTTP/1.1\r\nA: b\r\n c\r\n\r\n", "folded header line (obs-fold)" },
+	{ "POST / HTTP/1.1\r\nA: b\x01\r\n\r\n", "control character in a header value" },
+	{ "POST / HTTP/1.1\r\nA: b\rc\r\n\r\n", "control character in a header value" },
+	{ "POST / HTTP/1.1\r\nContent-Length: abc\r\n\r\n", "Content-Length is not a number" },
+	{ "POST / HTTP/1.1\r\nContent-Length: +5\r\n\r\n", "Content-Length is not a number" },
+	{ "POST / HTTP/1.1\r\nContent-Length: 5, 5\r\n\r\n", "Content-Length is not a number" },
+	{ "POST / HTTP/1.1\r\nContent-Length:\r\n\r\n", "Content-Length is not a number" },
+	{ "POST / HTTP/1.1\r\nContent-Length: 18446744073709551616\r\n\r\n",
+	    "Content-Length is not a number" },
+	{ "POST / HTTP/1.1\r\nContent-Length: 5\r\nContent-Length: 6\r\n\r\n",
+	    "conflicting Content-Length headers" },
+	{ "POST / HTTP/1.1\r\nTransfer-Encoding: gzip, chunked\r\n\r\n",
+	    "unsupported Transfer-Encoding (only chunked)" },
+	{ "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nTransfer-Encoding: chunked\r\n\r\n",
+	    "unsupported Transfer-Encoding (only chunked)" },
+	{ "POST / HTTP/1.1\r\nTransfer-Encoding: chunked\r\nContent-Length: 5\r\n\r\n",
+	    "both Transfer-Encoding and Content-Length" },
+	{ "POST / HTTP/1.1\r\nContent-Length: 5\r\nTransfer-Encoding: chunked\r\n\r\n",
+	    "both Transfer-Encoding and Content-Length" },
+	{ "POST / HTTP/1.0\r\nTransfer-Encoding: chunked\r\n\r\n",
+	    "Transfer-Encoding in an HTTP/1.0 request" },
+};
+
+static void
+test_head_malformed(void **state)
+{
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		struct http_head h;
+		const char *err;
+		char *copy;
+		size_t len = strlen(bad[i].in);
+		int n;
+
+		n = parse(bad[i].in, len, &h, &err, &copy);
+		if (n != -1 || err == NULL || strcmp(err, bad[i].err) != 0)
+			fail_msg("case %zu [%s]: got %d (%s), want -1 (%s)", i, bad[i].in, n,
+			    err ? err : "no reason", bad[i].err);
+		free(copy);
+	}
+}
+
+/* A head with n header lines "Xn: v". */
+static char *
+many_headers(size_t n, size_t *len)
+{
+	size_t cap = 64 + n * 16, at;
+	char *s = malloc(cap);
+
+	assert_non_null(s);
+	at = (size_t)snprintf(s, cap, "POST / HTTP/1.1\r\n");
+	for (size_t i = 0; i < n; i++)
+		at += (size_t)snprintf(s + at, cap - at, "X%zu: v\r\n", i);
+	at += (size_t)snprintf(s + at, cap - at, "\r\n");
+	*len = at;
+	return s;
+}
+
+static void
+test_head_limits(void **state)
+{
+	struct http_head h;
+	const char *err;
+	char *copy, *in, *big;
+	size_t len;
+
+	in = many_headers(HTTP_MAX_HEADERS, &len);
+	assert_int_equal(parse(in, len, &h, &err, &copy), (int)len);
+	assert_int_equal(h.nheaders, HTTP_MAX_HEADERS);
+	free(copy);
+	free(in);
+	in = many_headers(HTTP_MAX_HEADERS + 1, &len);
+	assert_int_equal(parse(in, len, &h, &err, &copy), -1);
+	assert_string_equal(err, "more than 100 header lines");
+	free(copy);
+	free(in);
+
+	/* A complete head just under the bound parses; no end within it is -1. */
+	big = malloc(HTTP_MAX_HEAD + 100);
+	assert_non_null(big);
+	len = (size_t)snprintf(big, 64, "POST / HTTP/1.1\r\nX: ");
+	memset(big + len, 'a', HTTP_MAX_HEAD - len - 4);
+	memcpy(big + HTTP_MAX_HEAD - 4, "\r\n\r\n", 4);
+	assert_int_equal(parse(big, HTTP_MAX_HEAD, &h, &err, &copy), HTTP_MAX_HEAD);
+	free(copy);
+	assert_int_equal(parse(big, HTTP_MAX_HEAD - 1, &h, &err, &copy), 0);
+	free(copy);
+	memset(big + HTTP_MAX_HEAD - 4, 'a', 104);
+	assert_int_equal(parse(big, HTTP_MAX_HEAD + 100, &h, &err, &copy), -1);
+	assert_string_equal(err, "request head over 64 KiB");
+	free(copy);
+	assert_int_equal(parse(big, HTTP_MAX_HEAD, &h, &err, &copy), -1);
+	free(copy);
+	free(big);
+}
+
+/* ---- chunked ----------------------------------------------------------- */
+
+enum { CH_OK, CH_MORE, CH_BAD, CH_OVER };
+
+struct chunk_case {
+	const char	*in;
+	uint64_t	 max;
+	int		 want;		/* CH_* */
+	const char	*body;		/* decoded so far */
+	size_t		 used;		/* CH_OK: bytes consumed (0: all) */
+	const char	*err;		/* CH_BAD */
+};
+
+static const struct chunk_case chunks[] = {
+	{ "5\r\nhello\r\n0\r\n\r\n", 100, CH_OK, "hello", 0, NULL },
+	{ "5;ext=1\r\nhello\r\n6 ; x\r\n world\r\n0\r\n\r\n", 100, CH_OK, "hello world", 0, NULL },
+	{ "A\r\n0123456789\r\n000\r\n\r\n", 10, CH_OK, "0123456789", 0, NULL },
+	{ "3\r\nabc\r\n0\r\nX-T: 1\r\nY: 2\r\n\r\n", 100, CH_OK, "abc", 0, NULL },
+	{ "0\r\n\r\nPOST / HTTP/1.1\r\n", 100, CH_OK, "", 5, NULL },
+	{ "5\r\nhel", 100, CH_MORE, "hel", 0, NULL },
+	{ "5\r\nhello\r\n0\r\n", 100, CH_MORE, "hello", 0, NULL },
+	{ "\r\n", 100, CH_BAD, "", 0, "malformed chunk framing" },
+	{ "g\r\n", 100, CH_BAD, "", 0, "malformed chunk framing" },
+	{ "5\nhello\r\n", 100, CH_BAD, "", 0, "malformed chunk framing" },
+	{ "5\r\nhelloX\r\n", 100, CH_BAD, "hello", 0, "missing CRLF after chunk data" },
+	{ "5\r\nhello\rX", 100, CH_BAD, "hello", 0, "missing CRLF after chunk data" },
+	{ "5;a\x01\r\nhello\r\n", 100, CH_BAD, "", 0, "malformed chunk framing" },
+	{ "3\r\nabc\r\n0\r\nX\n\r\n", 100, CH_BAD, "abc", 0, "malformed chunk framing" },
+	{ "11111111111111111\r\n", UINT64_MAX, CH_BAD, "", 0, "chunk size overflows" },
+	{ "ffffffffffffffff\r\n", UINT64_MAX, CH_MORE, "", 0, NULL },
+	{ "5\r\nhello\r\n0\r\n\r\n", 4, CH_OVER, "", 0, NULL },
+	{ "3\r\nabc\r\n4\r\nabcd\r\n0\r\n\r\n", 6, CH_OVER, "abc", 0, NULL },
+	{ "3\r\nabc\r\n3\r\nabc\r\n0\r\n\r\n", 6, CH_OK, "abcabc", 0, NULL },
+};
+
+/* Feeds `len` bytes `step` at a time; returns CH_*, the body and bytes used. */
+static int
+decode(const char *in, size_t len, uint64_t max, size_t step, char *body, size_t *used,
+    const char **err)
+{
+	struct http_chunked c;
+	size_t at = 0, blen = 0;
+
+	http_chunked_init(&c, max);
+	*err = NULL;
+	while (at < len && !c.done) {
+		size_t n = len - at < step ? len - at : step, dlen;
+		char *piece = malloc(n);
+		const char *data;
+		ssize_t r;
+
+		assert_non_null(piece);
+		memcpy(piece, in + at, n);
+		r = http_chunked_step(&c, piece, n, &data, &dlen, err);
+		if (r >= 0) {
+			assert_true((size_t)r <= n);
+			assert_true(dlen == 0 || (data >= piece && data + dlen <= piece + r));
+			memcpy(body + blen, data ? data : "", dlen);
+			blen += dlen;
+			at += (size_t)r;
+		}
+		free(piece);
+		if (r < 0) {
+			body[blen] = '\0';
+			return c.over_limit ? CH_OVER : CH_BAD;
+		}
+	}
+	body[blen] = '\0';
+	*used = at;
+	return c.done ? CH_OK : CH_MORE;
+}
+
+static void
+test_chunked(void **state)
+{
+	static const size_t steps[] = { 1, 2, 3, 7, 4096 };
+
+	for (size_t i = 0; i < sizeof(chunks) / sizeof(chunks[0]); i++) {
+		const struct chunk_case *k = &chunks[i];
+		size_t len = strlen(k->in);
+
+		for (size_t s = 0; s < sizeof(steps) / sizeof(steps[0]); s++) {
+			char body[256];
+			size_t used = 0;
+			const char *err;
+			int got = decode(k->in, len, k->max, steps[s], body, &used, &err);
+
+			if (got != k->want || strcmp(body, k->body) != 0 ||
+			    (got == CH_OK && used != (k->used ? k->used : len)) ||
+			    (got == CH_BAD && strcmp(err, k->err) != 0))
+				fail_msg("case %zu [%s] step %zu: got %d body [%s] used %zu "
+				    "err (%s); want %d body [%s]", i, k->in, steps[s], got,
+				    body, used, err ? err : "", k->want, k->body);
+		}
+	}
+}
+
+/* A step that ends inside data consumes exactly the data it reports. */
+static void
+test_chunked_pieces(void **state)
+{
+	struct http_chunked c;
+	const char *in = "4\r\nabcd\r\n2\r\nef\r\n0\r\n\r\n", *data, *err;
+	size_t dlen;
+	ssize_t n;
+
+	http_chunked_init(&c, 100);
+	n = http_chunked_step(&c, in, strlen(in), &data, &dlen, &err);
+	assert_int_equal(n, 7);
+	assert_int_equal(dlen, 4);
+	assert_memory_equal(data, "abcd", 4);
+	n = http_chunked_step(&c, in + 7, strlen(in) - 7, &data, &dlen, &err);
+	assert_int_equal(n, 7);
+	assert_memory_equal(data, "ef", 2);
+	n = http_chunked_step(&c, in + 14, strlen(in) - 14, &data, &dlen, &err);
+	assert_int_equal(n, 7);
+	assert_int_equal(dlen, 0);
+	assert_true(c.done);
+	assert_int_equal(c.total, 6);
+	assert_int_equal(http_chunked_step(&c, "x", 1, &data, &dlen, &err), 0);
+}
+
+int
+main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_head_valid),
+		cmocka_unit_test(test_head_values),
+		cmocka_unit_test(test_head_partial),
+		cmocka_unit_test(test_head_malformed),
+		cmocka_unit_test(test_head_limits),
+		cmocka_unit_test(test_chunked),
+		cmocka_unit_test(test_chunked_pieces),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
