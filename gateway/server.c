@@ -26,6 +26,7 @@
 #define MAX_WORKERS		64
 #define RETRY_AFTER_OVERLOAD	"1"
 #define RETRY_AFTER_NO_KEYS	"10"
+#define RETRY_AFTER_KID		"1"
 #define MAX_FIELDS		6	/* answer header lines besides http.c's own */
 
 struct worker {
@@ -37,11 +38,16 @@ struct worker {
 	struct upstream_pool	*pool;
 	struct event		*drain_ev;
 	int			 started;
+	/* This worker's own reference to the snapshot, and its generation: a
+	 * request takes the snapshot without touching the server's lock. */
+	struct config		*cfg;
+	unsigned long		 cfg_gen;
 };
 
 struct server {
 	pthread_mutex_t	 cfg_lock;
 	struct config	*cfg;
+	unsigned long	 cfg_gen;	/* atomic; bumped by server_set_config() */
 	struct jwks	*jwks;
 	struct access	*access;
 	struct worker	 workers[MAX_WORKERS];
@@ -70,15 +76,23 @@ struct wreq {
 	uint8_t			 digest[ACKED_DIGEST_LEN];
 };
 
+/* The current snapshot with a reference taken.  The lock is taken only
+ * once per worker after a reload. */
 static struct config *
-server_config(struct server *srv)
+server_config(struct worker *w)
 {
-	struct config *cfg;
+	struct server *srv = w->srv;
+	struct config *old;
 
-	pthread_mutex_lock(&srv->cfg_lock);
-	cfg = config_ref(srv->cfg);
-	pthread_mutex_unlock(&srv->cfg_lock);
-	return cfg;
+	if (__atomic_load_n(&srv->cfg_gen, __ATOMIC_ACQUIRE) != w->cfg_gen) {
+		pthread_mutex_lock(&srv->cfg_lock);
+		old = w->cfg;
+		w->cfg = config_ref(srv->cfg);
+		w->cfg_gen = srv->cfg_gen;
+		pthread_mutex_unlock(&srv->cfg_lock);
+		config_unref(old);
+	}
+	return config_ref(w->cfg);
 }
 
 void
@@ -89,6 +103,7 @@ server_set_config(struct server *srv, struct config *cfg)
 	pthread_mutex_lock(&srv->cfg_lock);
 	old = srv->cfg;
 	srv->cfg = config_ref(cfg);
+	__atomic_add_fetch(&srv->cfg_gen, 1, __ATOMIC_RELEASE);
 	pthread_mutex_unlock(&srv->cfg_lock);
 	config_unref(old);
 }
@@ -407,8 +422,17 @@ wreq_access(struct wreq *r)
 	    http_request_header(r->req, "Cf-Access-Jwt-Assertion"), time(NULL), &id, &why);
 	if (ks)
 		keyset_unref(ks);
-	if (res == ACCESS_UNKNOWN_KID)
-		jwks_request_refresh(r->w->srv->jwks);
+	if (res == ACCESS_UNKNOWN_KID && jwks_request_refresh(r->w->srv->jwks)) {
+		/*
+		 * Cloudflare signs with a new key as soon as it rotates: a kid
+		 * we have not seen may be that key.  Fetch the set and have the
+		 * sender retry rather than drop the data; within 30 s of a
+		 * fetch the set is fresh and an unknown kid is a plain 403.
+		 */
+		wreq_finish(r, 503, "access: unknown kid; key set refresh started, retry",
+		    RETRY_AFTER_KID);
+		return -1;
+	}
 	if (res != ACCESS_OK) {
 		int status = access_status(res);
 		snprintf(reason, sizeof(reason), "access: %s", why ? why : "denied");
@@ -511,7 +535,7 @@ wreq_new(struct worker *w, struct http_request *req)
 	clock_gettime(CLOCK_MONOTONIC, &r->start);
 	r->w = w;
 	r->req = req;
-	r->cfg = server_config(w->srv);
+	r->cfg = server_config(w);
 	http_request_set_data(req, r);
 	return r;
 }
@@ -578,7 +602,7 @@ static void
 limits_cb(void *arg, struct http_limits *out)
 {
 	struct worker *w = arg;
-	struct config *cfg = server_config(w->srv);
+	struct config *cfg = server_config(w);
 
 	out->max_connections = cfg->limits.max_connections;
 	out->header_timeout_ms = cfg->limits.header_timeout_ms;
@@ -654,6 +678,7 @@ worker_free(struct worker *w)
 {
 	if (w->drain_ev)
 		event_free(w->drain_ev);
+	config_unref(w->cfg);
 	http_server_free(w->http);
 	upstream_pool_free(w->pool);
 	if (w->dns)
@@ -672,6 +697,7 @@ server_new(struct config *cfg, struct jwks *jwks, struct access *access)
 		return NULL;
 	pthread_mutex_init(&srv->cfg_lock, NULL);
 	srv->cfg = config_ref(cfg);
+	srv->cfg_gen = 1;	/* workers start at 0: they take it on first use */
 	srv->jwks = jwks;
 	srv->access = access;
 	srv->nworkers = cfg->workers ? cfg->workers : (cores > 0 ? (size_t)cores : 1);

@@ -61,7 +61,10 @@ refuse "HS256 keyed with the public key" 403 "access: alg" "$(mint --alg HS256)"
 refuse "RS384 with the right key" 403 "access: alg" "$(mint --alg RS384)"
 refuse "RS512 with the right key" 403 "access: alg" "$(mint --alg RS512)"
 refuse "kid missing" 403 "access: malformed" "$(mint --header-unset kid)"
-refuse "unknown kid (key set fresh)" 403 "access: unknown kid" "$(mint --header-set 'kid="0000000000000000000000000000000000000000000000000000000000000000"')"
+zero=$(mint --header-set 'kid="0000000000000000000000000000000000000000000000000000000000000000"')
+refuse "unknown kid: the key set is refetched, the sender asked to retry" 503 \
+    "access: unknown kid; key set refresh started, retry" "$zero"
+refuse "unknown kid again (key set fresh): refused" 403 "access: unknown kid" "$zero"
 refuse "right kid, other key's signature" 403 "access: bad signature" \
     "$("$CFA" mint --key "$T_DATA/access/previous-private.pem" --kid "$(cat "$T_DATA/access/current.kid")")"
 tok=$(mint); IFS=. read -r h p s <<<"$tok"

@@ -9,21 +9,6 @@
 . "$(dirname "$0")/../lib.sh"
 ulimit -n 8192 2>/dev/null
 
-# This test leaves thousands of client sockets in TIME_WAIT on ephemeral
-# ports; a listener bound to one of those fails with "Address already in
-# use".  Pick listen ports below the kernel's ephemeral range instead.
-free_port() {
-	local lo p
-	lo=$(cut -f1 /proc/sys/net/ipv4/ip_local_port_range 2>/dev/null || echo 32768)
-	for _ in $(seq 200); do
-		p=$((10000 + RANDOM % (lo - 10000)))
-		if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
-			echo "$p"
-			return 0
-		fi
-	done
-	return 1
-}
 
 HANG=$(free_port); OK=$(free_port)
 start_sink hang "$HANG" --hang || tap_bail "sink hang"
