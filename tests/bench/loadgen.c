@@ -51,6 +51,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "headers.h"
+
 #define MAX_BODIES	16
 #define MAX_HEADERS	16
 #define MAX_PIDS	64
@@ -348,25 +350,7 @@ conn_send(struct conn *c)
 static const char *
 resp_header(const struct conn *c, const char *name, size_t *vlen)
 {
-	size_t nlen = strlen(name);
-	const char *p = c->resp, *end = c->resp + c->rlen;
-
-	while ((p = memchr(p, '\n', (size_t)(end - p))) != NULL && ++p < end) {
-		const char *eol = memchr(p, '\n', (size_t)(end - p));
-		if (eol == NULL)
-			break;
-		if ((size_t)(eol - p) > nlen && p[nlen] == ':' &&
-		    strncasecmp(p, name, nlen) == 0) {
-			const char *v = p + nlen + 1;
-			while (v < eol && (*v == ' ' || *v == '\t'))
-				v++;
-			*vlen = (size_t)(eol - v);
-			if (*vlen > 0 && v[*vlen - 1] == '\r')
-				(*vlen)--;
-			return v;
-		}
-	}
-	return NULL;
+	return header_value(c->resp, c->rlen, name, vlen);
 }
 
 /* Status line and headers are in: pick how the body ends.  -1: not HTTP. */

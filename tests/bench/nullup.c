@@ -32,6 +32,8 @@
 #include <strings.h>
 #include <unistd.h>
 
+#include "headers.h"
+
 #define MAX_THREADS	16
 #define MAX_EVENTS	64
 #define HDR_MAX		16384		/* one request's header block */
@@ -113,31 +115,6 @@ conn_flush(struct conn *c)
 	return 0;
 }
 
-/* Value of header `name` in a header block, or NULL.  Not NUL-terminated. */
-static const char *
-header_value(const char *h, size_t len, const char *name, size_t *vlen)
-{
-	size_t nlen = strlen(name);
-	const char *p = memchr(h, '\n', len), *end = h + len;
-
-	while (p != NULL && ++p < end) {
-		const char *eol = memchr(p, '\n', (size_t)(end - p));
-		if (eol == NULL)
-			break;
-		if ((size_t)(eol - p) > nlen && p[nlen] == ':' &&
-		    strncasecmp(p, name, nlen) == 0) {
-			const char *v = p + nlen + 1;
-			while (v < eol && (*v == ' ' || *v == '\t'))
-				v++;
-			*vlen = (size_t)(eol - v);
-			if (*vlen > 0 && v[*vlen - 1] == '\r')
-				(*vlen)--;
-			return v;
-		}
-		p = eol;
-	}
-	return NULL;
-}
 
 static int
 value_is(const char *v, size_t vlen, const char *want)

@@ -16,15 +16,20 @@ struct run {
 	char			reason[512];
 };
 
+/* Checks `req` with promrw_check_v1 or _v2 for site tokyo in `mode`. */
 static void
-run_v1(const struct pb_buf *req, enum mismatch mode, struct run *r)
+run_check(__typeof__(promrw_check_v1) *check, const struct pb_buf *req,
+    enum mismatch mode, struct run *r)
 {
 	struct payload_rule	rule = tb_rule(&tokyo, mode);
 
 	memset(r, 0, sizeof(*r));
-	r->rc = promrw_check_v1(req->data, req->len, &rule, &r->st, &r->out,
-	    r->reason, sizeof(r->reason));
+	r->rc = check(req->data, req->len, &rule, &r->st, &r->out, r->reason,
+	    sizeof(r->reason));
 }
+
+#define run_v1(req, mode, r)	run_check(promrw_check_v1, (req), (mode), (r))
+#define run_v2(req, mode, r)	run_check(promrw_check_v2, (req), (mode), (r))
 
 /* Series `i` of a WriteRequest as a view. */
 static void
@@ -440,15 +445,6 @@ v2_labels(const struct pb_buf *b, size_t i, char *out, size_t outsz)
 	}
 }
 
-static void
-run_v2(const struct pb_buf *req, enum mismatch mode, struct run *r)
-{
-	struct payload_rule	rule = tb_rule(&tokyo, mode);
-
-	memset(r, 0, sizeof(*r));
-	r->rc = promrw_check_v2(req->data, req->len, &rule, &r->st, &r->out,
-	    r->reason, sizeof(r->reason));
-}
 
 static void
 test_v2_check_and_rewrite(void **state)
@@ -527,38 +523,37 @@ test_v2_appends_symbols(void **state)
 	pb_buf_free(&req);
 }
 
+/* One series of label refs over symbols "", "a", "b" must be malformed with
+ * `reason` (NULL: any reason). */
 static void
-test_v2_malformed(void **state)
+assert_v2_refs_malformed(const uint32_t *refs, size_t n, const char *reason)
 {
 	static const char *const syms[] = { "", "a", "b", NULL };
-	static const uint32_t	 odd[] = { 1, 2, 1 };
-	static const uint32_t	 past[] = { 1, 9 };
-	static const uint32_t	 dup[] = { 1, 2, 1, 2 };
 	struct pb_buf		 req;
 	struct run		 r;
 
 	pb_buf_init(&req, 0);
 	v2_symbols(&req, syms);
-	v2_series(&req, odd, 3);
+	v2_series(&req, refs, n);
 	run_v2(&req, MISMATCH_REWRITE, &r);
 	assert_int_equal(r.rc, LABELS_MALFORMED);
-	assert_string_equal(r.reason, "malformed remote write request: odd "
-	    "number of label refs");
+	if (reason != NULL)
+		assert_string_equal(r.reason, reason);
 	pb_buf_free(&req);
-	pb_buf_init(&req, 0);
-	v2_symbols(&req, syms);
-	v2_series(&req, past, 2);
-	run_v2(&req, MISMATCH_REWRITE, &r);
-	assert_int_equal(r.rc, LABELS_MALFORMED);
-	assert_string_equal(r.reason, "malformed remote write request: label "
-	    "ref past the symbols table");
-	pb_buf_free(&req);
-	pb_buf_init(&req, 0);
-	v2_symbols(&req, syms);
-	v2_series(&req, dup, 4);
-	run_v2(&req, MISMATCH_REWRITE, &r);
-	assert_int_equal(r.rc, LABELS_MALFORMED);
-	pb_buf_free(&req);
+}
+
+static void
+test_v2_malformed(void **state)
+{
+	static const uint32_t	 odd[] = { 1, 2, 1 };
+	static const uint32_t	 past[] = { 1, 9 };
+	static const uint32_t	 dup[] = { 1, 2, 1, 2 };
+
+	assert_v2_refs_malformed(odd, 3,
+	    "malformed remote write request: odd number of label refs");
+	assert_v2_refs_malformed(past, 2,
+	    "malformed remote write request: label ref past the symbols table");
+	assert_v2_refs_malformed(dup, 4, NULL);
 }
 
 /*
