@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Runs every kakikomi test and ends with one line: "N passed, N failed".
+# Runs every kakikomi test and ends with one line: "N passed, N failed"
+# (", N skipped" when a test was skipped: TAP "ok ... # SKIP").
 #   unit tests:        $BUILD/tests/test_*  (cmocka, TAP output)
 #   integration tests: tests/integration/test_*.sh (TAP output)
 #   fuzz smoke run:    tests/fuzz/run.sh with a short budget, when clang is present
@@ -11,6 +12,7 @@ BUILD=${KAKIKOMI_BUILD:-build}
 export KAKIKOMI_BUILD=$BUILD
 pass=0
 fail=0
+skip=0
 failed_names=""
 
 run_one() {
@@ -19,7 +21,8 @@ run_one() {
 	out=$("$@" 2>"$BUILD/$name.stderr")
 	rc=$?
 	printf '%s\n' "$out" | grep -E '^(not )?ok ' | sed "s|^|[$name] |"
-	np=$(printf '%s\n' "$out" | grep -cE '^ok ')
+	np=$(printf '%s\n' "$out" | grep -E '^ok ' | grep -cv '# SKIP')
+	ns=$(printf '%s\n' "$out" | grep -E '^ok ' | grep -c '# SKIP')
 	nf=$(printf '%s\n' "$out" | grep -cE '^not ok ')
 	if [ "$rc" -ne 0 ] && [ "$nf" -eq 0 ]; then
 		nf=1
@@ -30,6 +33,7 @@ run_one() {
 		echo "[$name] stderr tail:"; tail -n 15 "$BUILD/$name.stderr" | sed 's/^/#   /'
 	fi
 	pass=$((pass + np))
+	skip=$((skip + ns))
 	fail=$((fail + nf))
 	[ "$nf" -eq 0 ] || failed_names="$failed_names $name"
 }
@@ -55,5 +59,9 @@ if command -v clang >/dev/null && [ -x tests/fuzz/run.sh ] && selected fuzz &&
 fi
 
 [ -z "$failed_names" ] || echo "failed:$failed_names"
-echo "$pass passed, $fail failed"
+if [ "$skip" -gt 0 ]; then
+	echo "$pass passed, $fail failed, $skip skipped"
+else
+	echo "$pass passed, $fail failed"
+fi
 [ "$fail" -eq 0 ]
