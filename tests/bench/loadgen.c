@@ -83,6 +83,7 @@ struct conn {
 	char		 hdr[REQ_HDR_MAX];
 	size_t		 hdrlen, sent;
 	uint64_t	 t_start;
+	uint64_t	 due;		/* --rate: when this connection sends next */
 	char		 resp[RESP_HDR_MAX];
 	size_t		 rlen;
 	enum rstate	 rstate;
@@ -125,6 +126,7 @@ static struct {
 	int		 phase;		/* atomic enum phase */
 	uint64_t	 next;		/* atomic request counter */
 	int		 exhausted;	/* atomic: --unique ran out of tokens */
+	uint64_t	 interval_ns;	/* --rate: per connection; 0 = closed loop */
 } g = { .token_header = "Cf-Access-Jwt-Assertion" };
 
 static void __attribute__((noreturn, format(printf, 1, 2)))
@@ -514,11 +516,34 @@ request_failed(struct worker *w, struct conn *c, enum err e)
 	conn_reset(w, c);
 }
 
+/*
+ * With --rate, a connection sends on a fixed schedule (first send at a
+ * random offset, so connections do not send in step); 0 when it is time.
+ * A connection that fell a whole interval behind restarts its schedule
+ * instead of bursting.
+ */
+static int
+conn_paced(struct conn *c)
+{
+	uint64_t now;
+
+	if (g.interval_ns == 0)
+		return 0;
+	now = now_ns();
+	if (c->due == 0)
+		c->due = now + (uint64_t)rand() % g.interval_ns;
+	if (now < c->due)
+		return 1;
+	c->due = now - c->due > g.interval_ns ? now + g.interval_ns : c->due + g.interval_ns;
+	return 0;
+}
+
 /* Starts the next request on an open, idle connection. */
 static void
 conn_next(struct worker *w, struct conn *c)
 {
-	if (__atomic_load_n(&g.phase, __ATOMIC_RELAXED) == P_DONE || request_build(c) != 0)
+	if (__atomic_load_n(&g.phase, __ATOMIC_RELAXED) == P_DONE || conn_paced(c) ||
+	    request_build(c) != 0)
 		return;
 	if (conn_send(c) != 0)
 		request_failed(w, c, E_IO);
@@ -624,7 +649,10 @@ worker_main(void *arg)
 				break;
 		}
 		worker_tick(w, phase);
-		int n = epoll_wait(w->ep, evs, 64, 10);
+		/* paced connections are started from worker_tick: wake often */
+		int n = epoll_wait(w->ep, evs, 64, g.interval_ns ? 0 : 10);
+		if (n == 0 && g.interval_ns)
+			sleep_ns(50000);
 		for (int i = 0; i < n; i++)
 			conn_event(w, evs[i].data.ptr, evs[i].events, scratch);
 	}
@@ -826,7 +854,7 @@ usage(void)
 {
 	fputs("usage: loadgen --url http://IP:PORT/path --body FILE[:SAMPLES]... [-H 'N: v']...\n"
 	    "         [--tokens FILE [--token-header NAME] [--unique]] [--connections 16]\n"
-	    "         [--threads 1] [--warmup 1] [--duration 5] [--pid PID]...\n"
+	    "         [--threads 1] [--warmup 1] [--duration 5] [--rate REQ_PER_S] [--pid PID]...\n"
 	    "       loadgen --idle N --url http://IP:PORT/ [--hold SECONDS]\n", stderr);
 	exit(1);
 }
@@ -848,10 +876,11 @@ main(int argc, char **argv)
 		{ "pid", required_argument, NULL, 'p' },
 		{ "idle", required_argument, NULL, 'i' },
 		{ "hold", required_argument, NULL, 'h' },
+		{ "rate", required_argument, NULL, 'r' },
 		{ NULL, 0, NULL, 0 },
 	};
 	int ch, nconns = 16, nthreads = 1, idle = 0;
-	double warmup = 1, duration = 5, hold = 10;
+	double warmup = 1, duration = 5, hold = 10, rate = 0;
 	const char *url = NULL;
 
 	while ((ch = getopt_long(argc, argv, "H:", opts, NULL)) != -1) {
@@ -877,6 +906,7 @@ main(int argc, char **argv)
 			break;
 		case 'i': idle = atoi(optarg); break;
 		case 'h': hold = atof(optarg); break;
+		case 'r': rate = atof(optarg); break;
 		default: usage();
 		}
 	}
@@ -893,6 +923,11 @@ main(int argc, char **argv)
 	    nthreads > MAX_THREADS || nthreads > nconns || warmup < 0 || warmup > 60 ||
 	    duration <= 0 || duration > 600)
 		usage();
+	if (rate < 0)
+		usage();
+	/* each connection carries an equal share of the rate */
+	if (rate > 0)
+		g.interval_ns = (uint64_t)(1e9 * nconns / rate);
 	run_load(nconns, nthreads, warmup, duration);
 	return fflush(stdout) == 0 ? 0 : 1;
 }

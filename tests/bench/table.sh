@@ -28,7 +28,7 @@ function verdict(r, le) {
 $1 == "R" {
 	n++; id[n] = $2; name[n] = $3; note[n] = $16
 	if ($4 != "") { skip[n] = $4; next }
-	rps[$2] = $5; cpu[$2] = $10
+	rps[$2] = $5; cpu[$2] = $10; p99[$2] = $8
 	flag = ($15 == "true") ? " " : "!"
 	if (flag == "!") flagged = 1
 	msmp = $6 / 1e6
@@ -62,7 +62,7 @@ END {
 	print ""
 	for (i = 1; i <= n; i++) if (note[i] != "") printf "  [%s] %s\n", id[i], note[i]
 	print "  Samples: remote write samples, Loki entries (rows 8a/8b).  CPU: utime+stime of the server process(es) in the window."
-	print "  Rows 1-7 send the 2000-series and a 500-series body in turn."
+	print "  Rows 1-7, 1h and 5h send the 2000-series and a 500-series body in turn; 1h and 5h are paced (--rate)."
 	printf "  CPU used: the server, %% of one core (%d00%% = every core).  loadgn CPU: the load generator, %% of one core\n", cores
 	print "  (near 100% = that row is bound by the harness).  A row with low CPU used and high latency is waiting, not working."
 	if (flagged) print "  ! = the row had non-2xx answers or transport errors (see answers)."
@@ -92,4 +92,8 @@ END {
 	r = ratio(d, rsa == "" ? "" : 1.3 * rsa)
 	printf "  no-cache: CPU/req %s us - fast path %s us = %s us per token  vs 1.3 x RSA verify %s us   ratio %s (<= 1: %s)\n",
 	    cpu[7], cpu[5], d == "" ? "n/a" : sprintf("%.1f", d), rsa, r, verdict(r, 1)
+	d = (p99["5h"] == "" || p99["1h"] == "") ? "" : p99["5h"] - p99["1h"]
+	r = ratio(d, 1)
+	printf "  added p99 at half the maximum: %s ms - direct %s ms = %s ms  vs 1 ms   ratio %s (<= 1: %s)\n",
+	    p99["5h"], p99["1h"], d == "" ? "n/a" : sprintf("%.2f", d), r, verdict(r, 1)
 }'
