@@ -13,6 +13,8 @@
 #include <strings.h>
 #include <sys/queue.h>
 #include <sys/socket.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
 #include <time.h>
 
 #include "log.h"
@@ -885,6 +887,20 @@ http_reply(struct http_request *req, int status, const char *phrase,
 	conn_deadline(c, c->lim.body_timeout_ms);
 }
 
+/*
+ * Answers go out at once (a short answer must not wait behind Nagle for the
+ * client's delayed ACK), and a body arrives in as few reads as the watermark
+ * allows.  Failing either only costs speed.
+ */
+static void
+conn_tune(struct bufferevent *bev, evutil_socket_t fd)
+{
+	int one = 1;
+
+	(void)setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	(void)bufferevent_set_max_single_read(bev, HTTP_MAX_HEAD);
+}
+
 static void
 conn_new(struct http_server *hs, evutil_socket_t fd, const struct http_limits *lim)
 {
@@ -910,6 +926,7 @@ conn_new(struct http_server *hs, evutil_socket_t fd, const struct http_limits *l
 	bufferevent_setcb(c->bev, read_cb, write_cb, event_cb, c);
 	/* Backpressure: never more than a head's worth waits in the input. */
 	bufferevent_setwatermark(c->bev, EV_READ, 0, HTTP_MAX_HEAD);
+	conn_tune(c->bev, fd);
 	bufferevent_enable(c->bev, EV_READ | EV_WRITE);
 	conn_deadline(c, lim->header_timeout_ms);
 }
