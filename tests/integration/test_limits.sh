@@ -206,32 +206,33 @@ ms=$(ms_since "$start")
     tap_fail "idle keep-alive connection closed after idle_timeout" "after ${ms} ms, read [$line]"
 exec {fd}>&-
 
-# 9. header_timeout: a head trickled one line every 0.5 s gets 408 after ~2 s.
-exec {fd}<>"/dev/tcp/127.0.0.1/$KK"
-( printf 'POST /api/v1/write HTTP/1.1\r\n'
-  for i in $(seq 20); do printf 'X-Slow-%d: y\r\n' "$i"; sleep 0.5; done ) >&"$fd" 2>/dev/null &
-trickle=$!
-start=$EPOCHREALTIME
-line=$(status_line "$fd" 8)
-ms=$(ms_since "$start")
-tap_check "trickled head answered 408" "HTTP/1.1 408 Request Timeout" "$line"
-[ "$ms" -ge 1500 ] && [ "$ms" -le 4000 ] && tap_ok "trickled head cut off after header_timeout (${ms} ms)" ||
-    tap_fail "trickled head cut off after header_timeout" "${ms} ms"
-kill "$trickle" 2>/dev/null; wait "$trickle" 2>/dev/null
-exec {fd}>&-
-
-# 10. body_timeout: an admitted body trickled one byte every 0.5 s gets 408 after ~2 s.
-exec {fd}<>"/dev/tcp/127.0.0.1/$KK"
-( req_head 1000; for i in $(seq 20); do printf 'x'; sleep 0.5; done ) >&"$fd" 2>/dev/null &
-trickle=$!
-start=$EPOCHREALTIME
-line=$(status_line "$fd" 8)
-ms=$(ms_since "$start")
-tap_check "trickled body answered 408" "HTTP/1.1 408 Request Timeout" "$line"
-[ "$ms" -ge 1500 ] && [ "$ms" -le 4000 ] && tap_ok "trickled body cut off after body_timeout (${ms} ms)" ||
-    tap_fail "trickled body cut off after body_timeout" "${ms} ms"
-kill "$trickle" 2>/dev/null; wait "$trickle" 2>/dev/null
-exec {fd}>&-
+# 9, 10. header_timeout and body_timeout: a head trickled one line, or an
+# admitted body one byte, every 0.5 s is answered 408 after ~2 s.
+trickle_head() {
+	printf 'POST /api/v1/write HTTP/1.1\r\n'
+	for i in $(seq 20); do printf 'X-Slow-%d: y\r\n' "$i"; sleep 0.5; done
+}
+trickle_body() {
+	req_head 1000
+	for _ in $(seq 20); do printf 'x'; sleep 0.5; done
+}
+# trickle_case WHAT PRODUCER
+trickle_case() {
+	local start line ms pid
+	exec {fd}<>"/dev/tcp/127.0.0.1/$KK"
+	"$2" >&"$fd" 2>/dev/null &
+	pid=$!
+	start=$EPOCHREALTIME
+	line=$(status_line "$fd" 8)
+	ms=$(ms_since "$start")
+	tap_check "trickled $1 answered 408" "HTTP/1.1 408 Request Timeout" "$line"
+	[ "$ms" -ge 1500 ] && [ "$ms" -le 4000 ] && tap_ok "trickled $1 cut off after its timeout (${ms} ms)" ||
+	    tap_fail "trickled $1 cut off after its timeout" "${ms} ms"
+	kill "$pid" 2>/dev/null; wait "$pid" 2>/dev/null
+	exec {fd}>&-
+}
+trickle_case head trickle_head
+trickle_case body trickle_body
 tap_contains "body timeout is logged" 'status="408" reason="request body not complete within body_timeout"' \
     "$(cat "$T_TMP/kakikomi.log")"
 kill "$KK_PID"; wait_gone "$KK_PID"; untrack_pid "$KK_PID"
