@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
@@ -48,6 +49,7 @@ struct server {
 	pthread_mutex_t	 cfg_lock;
 	struct config	*cfg;
 	unsigned long	 cfg_gen;	/* atomic; bumped by server_set_config() */
+	uint64_t	 fd_cap;	/* client connections the open-file limit allows */
 	struct jwks	*jwks;
 	struct access	*access;
 	struct worker	 workers[MAX_WORKERS];
@@ -604,7 +606,8 @@ limits_cb(void *arg, struct http_limits *out)
 	struct worker *w = arg;
 	struct config *cfg = server_config(w);
 
-	out->max_connections = cfg->limits.max_connections;
+	out->max_connections = cfg->limits.max_connections < w->srv->fd_cap ?
+	    cfg->limits.max_connections : w->srv->fd_cap;
 	out->header_timeout_ms = cfg->limits.header_timeout_ms;
 	out->body_timeout_ms = cfg->limits.body_timeout_ms;
 	out->idle_timeout_ms = cfg->limits.idle_timeout_ms;
@@ -706,9 +709,43 @@ server_new(struct config *cfg, struct jwks *jwks, struct access *access)
 	return srv;
 }
 
+/*
+ * Raises the open-file limit to its hard limit and caps client connections
+ * below it: an accept failing with EMFILE leaves the listener readable, and
+ * libevent would retry it in a loop.  Upstream connections (a pool per
+ * worker), the key-set fetch and the logs keep `reserve` descriptors.
+ */
+#define FD_RESERVE_BASE		64
+#define FD_RESERVE_PER_WORKER	128
+
+static void
+server_fd_cap(struct server *srv)
+{
+	uint64_t reserve = FD_RESERVE_BASE + FD_RESERVE_PER_WORKER * (uint64_t)srv->nworkers;
+	struct rlimit rl;
+
+	srv->fd_cap = UINT64_MAX;
+	if (getrlimit(RLIMIT_NOFILE, &rl) != 0)
+		return;
+	if (rl.rlim_cur < rl.rlim_max) {
+		rl.rlim_cur = rl.rlim_max;
+		(void)setrlimit(RLIMIT_NOFILE, &rl);
+		(void)getrlimit(RLIMIT_NOFILE, &rl);
+	}
+	if (rl.rlim_cur == RLIM_INFINITY)
+		return;
+	srv->fd_cap = rl.rlim_cur > 2 * reserve ? rl.rlim_cur - reserve : rl.rlim_cur / 2;
+	if (srv->cfg->limits.max_connections > srv->fd_cap)
+		log_warnx("limits.max_connections %llu is above what the open-file limit (%llu) "
+		    "allows: at most %llu client connections", (unsigned long long)
+		    srv->cfg->limits.max_connections, (unsigned long long)rl.rlim_cur,
+		    (unsigned long long)srv->fd_cap);
+}
+
 int
 server_start(struct server *srv)
 {
+	server_fd_cap(srv);
 	for (size_t i = 0; i < srv->nworkers; i++) {
 		struct worker *w = &srv->workers[i];
 		if (worker_init(w, srv, srv->cfg) != 0)

@@ -297,4 +297,28 @@ tap_contains "drained answer closes the connection" "Connection: close" "$hdrs"
 exec {busy}>&- {idle}>&-
 wait_gone "$KK_PID" 15 && tap_ok "kakikomi exits after the drain" || tap_fail "kakikomi exits after the drain" "still running"
 untrack_pid "$KK_PID"
+
+# 13. an open-file limit below max_connections: kakikomi caps connections
+#     under it (and says so) instead of spinning on accept errors.
+KK=$(free_port); KM=$(free_port)
+write_config "$T_TMP/c9" "$KK" "$KM" "http://127.0.0.1:$OK/api/v1/write" ""
+(ulimit -Sn 400 && ulimit -Hn 800 && exec "$T_BUILD/kakikomi" -c "$T_TMP/c9/kakikomi.yml") \
+    >>"$T_TMP/kakikomi.log" 2>&1 &
+KK_PID=$!
+track_pid "$KK_PID"
+wait_http "http://127.0.0.1:$KM/readyz" 30 || tap_bail "kakikomi (fd limit) did not start"
+tap_contains "the cap is logged" "is above what the open-file limit (800) allows" "$(cat "$T_TMP/kakikomi.log")"
+fds=()
+for i in $(seq 900); do
+	exec {fd}<>"/dev/tcp/127.0.0.1/$KK" 2>/dev/null || break
+	fds+=("$fd")
+done
+cpu0=$(awk '{print $14 + $15}' "/proc/$KK_PID/stat")
+sleep 1	# a second in which a listener spinning on EMFILE would burn a core
+cpu1=$(awk '{print $14 + $15}' "/proc/$KK_PID/stat")
+for fd in "${fds[@]}"; do exec {fd}>&-; done
+[ $((cpu1 - cpu0)) -lt 30 ] && tap_ok "no accept loop past the limit ($((cpu1 - cpu0)) ticks in 1 s)" ||
+    tap_fail "no accept loop past the limit" "$((cpu1 - cpu0)) clock ticks of CPU in 1 s"
+tap_check "still serving after the connection storm" "204 " \
+    "$(rw_post "http://127.0.0.1:$KK/api/v1/write" "$T_TMP/body" "$T_TOKEN")"
 tap_done
