@@ -152,14 +152,38 @@ add:
 	return 0;
 }
 
+/*
+ * Labels and samples with one-byte lengths are nearly every field an encoder
+ * writes into a series: read them in place, without the general reader.
+ * Returns where the first other field starts.
+ */
+static const uint8_t *
+v1_read_common(struct scan *s, const uint8_t *p, const uint8_t *end)
+{
+	while (end - p >= 2 && p[1] < 0x80 && (size_t)(end - p) - 2 >= p[1]) {
+		if (p[0] == (V1_TS_LABELS << 3 | PB_LEN)) {
+			if (v1_label(s, p + 2, p[1]) == -1)
+				return NULL;
+		} else if (p[0] == (V1_TS_SAMPLES << 3 | PB_LEN))
+			s->st->samples++;
+		else
+			break;
+		p += 2 + p[1];
+	}
+	return p;
+}
+
 static int
 v1_read(struct scan *s, const uint8_t *buf, size_t len)
 {
 	struct pb_reader	r;
 	struct pb_field		f;
+	const uint8_t		*p;
 	int			rc;
 
-	pb_reader_init(&r, buf, len);
+	if ((p = v1_read_common(s, buf, buf + len)) == NULL)
+		return -1;
+	pb_reader_init(&r, p, len - (size_t)(p - buf));
 	while ((rc = pb_next(&r, &f, &s->errstr)) == 1) {
 		if (f.num == V1_TS_LABELS) {
 			if (f.wt != PB_LEN) {
