@@ -58,6 +58,19 @@ assert_series_labels(const struct pb_buf *b, size_t i, const char *want)
 		fail_msg("series %zu has labels %s, want %s", i, got, want);
 }
 
+/* Under rewrite, `req` is rewritten and its first series carries `labels`. */
+static void
+assert_rewritten_v1(const struct pb_buf *req, const char *labels)
+{
+	struct run	r;
+
+	run_v1(req, MISMATCH_REWRITE, &r);
+	assert_int_equal(r.rc, LABELS_REWRITE);
+	assert_series_labels(&r.out, 0, labels);
+	pb_buf_free(&r.out);
+}
+
+
 /* Everything of series i but its labels is byte-identical in a and b. */
 static void
 assert_series_rest_equal(const struct pb_buf *a, const struct pb_buf *b,
@@ -130,10 +143,7 @@ test_foreign_value_replaced(void **state)
 
 	pb_buf_init(&req, 0);
 	tb_series(&req, s1);
-	run_v1(&req, MISMATCH_REWRITE, &r);
-	assert_int_equal(r.rc, LABELS_REWRITE);
-	assert_series_labels(&r.out, 0, "__name__=up,provider=tokyo");
-	pb_buf_free(&r.out);
+	assert_rewritten_v1(&req, "__name__=up,provider=tokyo");
 	run_v1(&req, MISMATCH_REJECT, &r);
 	assert_int_equal(r.rc, LABELS_REJECT);
 	assert_string_equal(r.reason, "series {__name__=\"up\", "
@@ -187,10 +197,7 @@ test_empty_value_counts_as_missing(void **state)
 	run_v1(&req, MISMATCH_REJECT, &r);
 	assert_int_equal(r.rc, LABELS_REJECT);
 	assert_non_null(strstr(r.reason, "has no provider label"));
-	run_v1(&req, MISMATCH_REWRITE, &r);
-	assert_int_equal(r.rc, LABELS_REWRITE);
-	assert_series_labels(&r.out, 0, "__name__=up,provider=tokyo");
-	pb_buf_free(&r.out);
+	assert_rewritten_v1(&req, "__name__=up,provider=tokyo");
 	pb_buf_free(&req);
 }
 
@@ -339,7 +346,6 @@ static void
 test_label_slow_path(void **state)
 {
 	struct pb_buf	req, ts, l;
-	struct run	r;
 
 	pb_buf_init(&req, 0);
 	pb_buf_init(&ts, 0);
@@ -351,10 +357,7 @@ test_label_slow_path(void **state)
 	tb_msg(&ts, 1, &l);
 	tb_label(&ts, 1, "__name__", "x");
 	tb_msg(&req, 1, &ts);
-	run_v1(&req, MISMATCH_REWRITE, &r);
-	assert_int_equal(r.rc, LABELS_REWRITE);
-	assert_series_labels(&r.out, 0, "__name__=x,provider=tokyo");
-	pb_buf_free(&r.out);
+	assert_rewritten_v1(&req, "__name__=x,provider=tokyo");
 	pb_buf_free(&req);
 }
 
