@@ -36,21 +36,30 @@ labels_set_reset(struct labels_set *ls)
 	ls->n = 0;
 }
 
-int
-labels_grow(struct labels_set *ls)
+static int
+pairs_realloc(struct labels_set *ls, size_t cap)
 {
 	struct labels_pair	*v;
-	size_t			 cap;
 
-	if (ls->n < ls->cap)
-		return 0;
-	cap = ls->cap == 0 ? LABELS_FIRST_CAP : ls->cap * 2;
-	if (cap > SIZE_MAX / sizeof(*v) ||
-	    (v = realloc(ls->v, cap * sizeof(*v))) == NULL)
+	if ((v = realloc(ls->v, cap * sizeof(*v))) == NULL) {
+		ls->errstr = "out of memory";
 		return -1;
+	}
 	ls->v = v;
 	ls->cap = cap;
 	return 0;
+}
+
+int
+labels_grow(struct labels_set *ls)
+{
+	if (ls->n < ls->cap)
+		return 0;
+	if (ls->n >= LABELS_MAX) {
+		ls->errstr = "more than 1024 labels in one series or stream";
+		return -1;
+	}
+	return pairs_realloc(ls, ls->cap == 0 ? LABELS_FIRST_CAP : ls->cap * 2);
 }
 
 /* The labels-string lexer. */
@@ -266,7 +275,7 @@ lex_pair(struct lexer *lx, struct labels_set *ls)
 	if (lex_string(lx, &val, &vlen) == -1)
 		return -1;
 	if (labels_add(ls, name, nlen, val, vlen) == -1) {
-		lx->errstr = "out of memory";
+		lx->errstr = ls->errstr;
 		return -1;
 	}
 	return 0;
@@ -329,7 +338,7 @@ labels_parse(const uint8_t *s, size_t len, struct labels_set *ls,
 	if ((nlen = lex_name(&lx, 1)) > 0 &&
 	    labels_add(ls, (const uint8_t *)metric_name_label,
 	    sizeof(metric_name_label) - 1, name, nlen) == -1) {
-		*errstr = "out of memory";
+		*errstr = ls->errstr;
 		return -1;
 	}
 	lex_ws(&lx);
@@ -403,20 +412,39 @@ labels_find(struct labels_set *ls, const char *name, size_t nlen)
 	return NULL;
 }
 
+/* 1 when value is one the rule allows. */
+static int
+value_allowed(const struct payload_rule *rule, const uint8_t *value,
+    size_t vlen)
+{
+	size_t	i;
+
+	for (i = 0; i < rule->values->n; i++)
+		if (strlen(rule->values->v[i]) == vlen &&
+		    memcmp(rule->values->v[i], value, vlen) == 0)
+			return 1;
+	return 0;
+}
+
 enum labels_verdict
 labels_verdict(struct labels_set *ls, const struct payload_rule *rule)
 {
 	const struct labels_pair	*p;
-	size_t				 i;
 
 	p = labels_find(ls, rule->label, strlen(rule->label));
 	if (p == NULL || p->vlen == 0)
 		return LABELS_MISSING;
-	for (i = 0; i < rule->values->n; i++)
-		if (strlen(rule->values->v[i]) == p->vlen &&
-		    memcmp(rule->values->v[i], p->value, p->vlen) == 0)
-			return LABELS_OK;
-	return LABELS_FOREIGN;
+	return value_allowed(rule, p->value, p->vlen) ? LABELS_OK :
+	    LABELS_FOREIGN;
+}
+
+int
+labels_pair_foreign(const struct payload_rule *rule, const uint8_t *name,
+    size_t nlen, const uint8_t *value, size_t vlen)
+{
+	return nlen == strlen(rule->label) &&
+	    memcmp(name, rule->label, nlen) == 0 && vlen > 0 &&
+	    !value_allowed(rule, value, vlen);
 }
 
 int
@@ -438,7 +466,8 @@ labels_enforce(struct labels_set *ls, const struct payload_rule *rule)
 		ls->v[i] = want;
 		return 0;
 	}
-	if (labels_grow(ls) == -1)
+	/* The one pair enforcement adds may pass LABELS_MAX. */
+	if (ls->n == ls->cap && pairs_realloc(ls, ls->cap + 1) == -1)
 		return -1;
 	p = &ls->v[i];
 	memmove(p + 1, p, (ls->n - i) * sizeof(*p));

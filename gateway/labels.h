@@ -33,12 +33,21 @@ struct labels_pair {
 	uint32_t	 vref;
 };
 
+/*
+ * Labels one series or stream may carry.  Prometheus sets no limit, Mimir's
+ * default is 30 and Loki's 15: the cap bounds the pair array (LABELS_MAX * 40
+ * bytes) whatever a hostile body declares, so a body of 16 million empty
+ * labels costs no more than a normal one.
+ */
+#define LABELS_MAX		1024
+
 struct labels_set {
 	struct labels_pair	*v;
 	size_t			 n;
 	size_t			 cap;
 	uint8_t			*arena;
 	size_t			 arenacap;
+	const char		*errstr;	/* why the last labels_add failed */
 };
 
 /* What enforcement decided for a whole request. */
@@ -60,10 +69,11 @@ enum labels_verdict {
 void	labels_set_init(struct labels_set *ls);
 void	labels_set_free(struct labels_set *ls);
 void	labels_set_reset(struct labels_set *ls);
-/* Makes room for one more pair; 0, or -1 when out of memory. */
+/* Makes room for one more pair; 0, or -1 (ls->errstr: out of memory or
+ * LABELS_MAX reached). */
 int	labels_grow(struct labels_set *ls);
 
-/* Appends a pair; 0, or -1 when out of memory.  Inline: once per label. */
+/* Appends a pair; 0, or -1 with ls->errstr set.  Inline: once per label. */
 static inline int
 labels_add(struct labels_set *ls, const uint8_t *name, size_t nlen,
     const uint8_t *value, size_t vlen)
@@ -100,6 +110,14 @@ struct labels_pair *labels_find(struct labels_set *ls, const char *name,
 
 enum labels_verdict labels_verdict(struct labels_set *ls,
 	    const struct payload_rule *rule);
+
+/*
+ * 1 when the pair (name, value) is the rule's label with a non-empty value
+ * the site may not write: what exemplar labels and structured metadata are
+ * held to (they are checked, never rewritten).
+ */
+int	labels_pair_foreign(const struct payload_rule *rule, const uint8_t *name,
+	    size_t nlen, const uint8_t *value, size_t vlen);
 
 /*
  * Makes a sorted, unique set carry rule->label = rule->values->v[0],

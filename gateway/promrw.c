@@ -21,6 +21,7 @@
 #define V1_TS_SAMPLES	2
 #define V1_TS_EXEMPLARS	3
 #define V1_TS_HISTOGRAMS 4
+#define V1_EX_LABELS	1
 #define V1_LABEL_NAME	1
 #define V1_LABEL_VALUE	2
 
@@ -31,6 +32,7 @@
 #define V2_TS_SAMPLES	2
 #define V2_TS_HISTOGRAMS 3
 #define V2_TS_EXEMPLARS	4
+#define V2_EX_LABELREFS	1
 
 /* What an absent name or value reads as (never a NULL view). */
 static const uint8_t empty[1];
@@ -46,10 +48,14 @@ struct scan {
 	struct labels_set		 ls;
 	const char			*errstr;
 	int				 found;		/* an offending series seen */
+	int				 refused;	/* 403 whatever the mode: reason set */
 	char				*reason;
 	size_t				 reasonsz;
-	/* 2.0 only */
-	struct symbol			*syms;
+	/* 2.0 only: where each symbol's length starts in the body (4 bytes a
+	 * symbol of at least 2 on the wire: the table costs at most twice the
+	 * decoded body) */
+	const uint8_t			*body;
+	uint32_t			*syms;
 	size_t				 nsyms;
 	uint32_t			 want_name;	/* refs of the label written */
 	uint32_t			 want_value;
@@ -115,17 +121,19 @@ v1_label_fast(const uint8_t *buf, size_t len, const uint8_t **name,
 	return 1;
 }
 
+/* One Label message's name and value as views. */
 static int
-v1_label(struct scan *s, const uint8_t *buf, size_t len)
+v1_label_read(struct scan *s, const uint8_t *buf, size_t len,
+    const uint8_t **name, size_t *nlen, const uint8_t **value, size_t *vlen)
 {
 	struct pb_reader	 r;
 	struct pb_field		 f;
-	const uint8_t		*name = empty, *value = empty;
-	size_t			 nlen = 0, vlen = 0;
 	int			 rc;
 
-	if (v1_label_fast(buf, len, &name, &nlen, &value, &vlen))
-		goto add;
+	*name = *value = empty;
+	*nlen = *vlen = 0;
+	if (v1_label_fast(buf, len, name, nlen, value, vlen))
+		return 0;
 	pb_reader_init(&r, buf, len);
 	while ((rc = pb_next(&r, &f, &s->errstr)) == 1) {
 		if (f.num != V1_LABEL_NAME && f.num != V1_LABEL_VALUE)
@@ -135,21 +143,73 @@ v1_label(struct scan *s, const uint8_t *buf, size_t len)
 			return -1;
 		}
 		if (f.num == V1_LABEL_NAME) {
-			name = f.data;
-			nlen = f.len;
+			*name = f.data;
+			*nlen = f.len;
 		} else {
-			value = f.data;
-			vlen = f.len;
+			*value = f.data;
+			*vlen = f.len;
 		}
 	}
-	if (rc == -1)
+	return rc;
+}
+
+static int
+v1_label(struct scan *s, const uint8_t *buf, size_t len)
+{
+	const uint8_t	*name, *value;
+	size_t		 nlen, vlen;
+
+	if (v1_label_read(s, buf, len, &name, &nlen, &value, &vlen) == -1)
 		return -1;
-add:
 	if (labels_add(&s->ls, name, nlen, value, vlen) == -1) {
-		s->errstr = "out of memory";
+		s->errstr = s->ls.errstr;
 		return -1;
 	}
 	return 0;
+}
+
+/*
+ * An exemplar's label naming the site label with a foreign value: a
+ * refusal (403) in either mode, since exemplars are checked, not rewritten.
+ */
+static int
+exemplar_refused(struct scan *s, const uint8_t *name, size_t nlen,
+    const uint8_t *value, size_t vlen)
+{
+	if (!labels_pair_foreign(s->rule, name, nlen, value, vlen))
+		return 0;
+	snprintf(s->reason, s->reasonsz, "an exemplar has %s=\"%.*s\", site %s "
+	    "may not write it (exemplar labels are checked, not rewritten)",
+	    s->rule->label, vlen > 64 ? 64 : (int)vlen, (const char *)value,
+	    s->rule->site);
+	s->refused = 1;
+	s->errstr = "exemplar label";
+	return -1;
+}
+
+static int
+v1_exemplar(struct scan *s, const uint8_t *buf, size_t len)
+{
+	struct pb_reader	 r;
+	struct pb_field		 f;
+	const uint8_t		*name, *value;
+	size_t			 nlen, vlen;
+	int			 rc;
+
+	pb_reader_init(&r, buf, len);
+	while ((rc = pb_next(&r, &f, &s->errstr)) == 1) {
+		if (f.num != V1_EX_LABELS)
+			continue;
+		if (f.wt != PB_LEN) {
+			s->errstr = "wrong wire type for exemplar labels";
+			return -1;
+		}
+		if (v1_label_read(s, f.data, f.len, &name, &nlen, &value,
+		    &vlen) == -1 ||
+		    exemplar_refused(s, name, nlen, value, vlen) == -1)
+			return -1;
+	}
+	return rc;
 }
 
 /*
@@ -192,7 +252,10 @@ v1_read(struct scan *s, const uint8_t *buf, size_t len)
 			}
 			if (v1_label(s, f.data, f.len) == -1)
 				return -1;
-		} else if (count_field(s, &f, V1_TS_SAMPLES,
+		} else if (f.num == V1_TS_EXEMPLARS && f.wt == PB_LEN &&
+		    v1_exemplar(s, f.data, f.len) == -1)
+			return -1;
+		else if (count_field(s, &f, V1_TS_SAMPLES,
 		    V1_TS_HISTOGRAMS, V1_TS_EXEMPLARS) == -1)
 			return -1;
 	}
@@ -270,6 +333,10 @@ v2_symbols(struct scan *s, const uint8_t *buf, size_t len)
 	size_t			n = 0;
 	int			rc;
 
+	if (len > UINT32_MAX) {
+		s->errstr = "a 2.0 request over 4 GiB";
+		return -1;
+	}
 	pb_reader_init(&r, buf, len);
 	while ((rc = pb_next(&r, &f, &s->errstr)) == 1)
 		if (f.num == V2_SYMBOLS)
@@ -280,6 +347,7 @@ v2_symbols(struct scan *s, const uint8_t *buf, size_t len)
 		s->errstr = "out of memory";
 		return -1;
 	}
+	s->body = buf;
 	pb_reader_init(&r, buf, len);
 	while (pb_next(&r, &f, &s->errstr) == 1) {
 		if (f.num != V2_SYMBOLS)
@@ -288,17 +356,31 @@ v2_symbols(struct scan *s, const uint8_t *buf, size_t len)
 			s->errstr = "wrong wire type for symbols";
 			return -1;
 		}
-		s->syms[s->nsyms].p = f.data;
-		s->syms[s->nsyms++].n = f.len;
+		/* the tag of field 4 is one byte: the length follows it */
+		s->syms[s->nsyms++] = (uint32_t)(f.start + 1 - buf);
 	}
 	return 0;
 }
 
-/* One label ref; every second one completes a pair. */
-static int
-v2_ref(struct scan *s, uint64_t ref, int *half, uint32_t *name)
+/* Symbol `ref` (< nsyms) as a view; its length was read once by pb_next. */
+static struct symbol
+v2_symbol(const struct scan *s, uint32_t ref)
 {
-	const struct symbol	*n, *v;
+	const uint8_t	*p = s->body + s->syms[ref];
+	uint64_t	 n = 0;
+
+	(void)pb_varint(&p, p + 10, &n);
+	return (struct symbol){ p, (size_t)n };
+}
+
+/*
+ * One label ref; every second one completes a pair, added to the series'
+ * labels or, for an exemplar's refs, checked.
+ */
+static int
+v2_ref(struct scan *s, uint64_t ref, int *half, uint32_t *name, int exemplar)
+{
+	struct symbol	n, v;
 
 	if (ref >= s->nsyms) {
 		s->errstr = "label ref past the symbols table";
@@ -310,10 +392,12 @@ v2_ref(struct scan *s, uint64_t ref, int *half, uint32_t *name)
 		return 0;
 	}
 	*half = 0;
-	n = &s->syms[*name];
-	v = &s->syms[ref];
-	if (labels_add(&s->ls, n->p, n->n, v->p, v->n) == -1) {
-		s->errstr = "out of memory";
+	n = v2_symbol(s, *name);
+	v = v2_symbol(s, (uint32_t)ref);
+	if (exemplar)
+		return exemplar_refused(s, n.p, n.n, v.p, v.n);
+	if (labels_add(&s->ls, n.p, n.n, v.p, v.n) == -1) {
+		s->errstr = s->ls.errstr;
 		return -1;
 	}
 	s->ls.v[s->ls.n - 1].nref = *name;
@@ -322,13 +406,14 @@ v2_ref(struct scan *s, uint64_t ref, int *half, uint32_t *name)
 }
 
 static int
-v2_refs(struct scan *s, const struct pb_field *f, int *half, uint32_t *name)
+v2_refs(struct scan *s, const struct pb_field *f, int *half, uint32_t *name,
+    int exemplar)
 {
 	const uint8_t	*p, *end;
 	uint64_t	 ref;
 
 	if (f->wt == PB_VARINT)
-		return v2_ref(s, f->v, half, name);
+		return v2_ref(s, f->v, half, name, exemplar);
 	if (f->wt != PB_LEN) {
 		s->errstr = "wrong wire type for label refs";
 		return -1;
@@ -338,10 +423,30 @@ v2_refs(struct scan *s, const struct pb_field *f, int *half, uint32_t *name)
 			s->errstr = "truncated label ref";
 			return -1;
 		}
-		if (v2_ref(s, ref, half, name) == -1)
+		if (v2_ref(s, ref, half, name, exemplar) == -1)
 			return -1;
 	}
 	return 0;
+}
+
+static int
+v2_exemplar(struct scan *s, const uint8_t *buf, size_t len)
+{
+	struct pb_reader	r;
+	struct pb_field		f;
+	uint32_t		name = 0;
+	int			rc, half = 0;
+
+	pb_reader_init(&r, buf, len);
+	while ((rc = pb_next(&r, &f, &s->errstr)) == 1)
+		if (f.num == V2_EX_LABELREFS &&
+		    v2_refs(s, &f, &half, &name, 1) == -1)
+			return -1;
+	if (rc == 0 && half) {
+		s->errstr = "odd number of exemplar label refs";
+		return -1;
+	}
+	return rc;
 }
 
 static int
@@ -355,9 +460,12 @@ v2_read(struct scan *s, const uint8_t *buf, size_t len)
 	pb_reader_init(&r, buf, len);
 	while ((rc = pb_next(&r, &f, &s->errstr)) == 1) {
 		if (f.num == V2_TS_LABELREFS) {
-			if (v2_refs(s, &f, &half, &name) == -1)
+			if (v2_refs(s, &f, &half, &name, 0) == -1)
 				return -1;
-		} else if (count_field(s, &f, V2_TS_SAMPLES,
+		} else if (f.num == V2_TS_EXEMPLARS && f.wt == PB_LEN &&
+		    v2_exemplar(s, f.data, f.len) == -1)
+			return -1;
+		else if (count_field(s, &f, V2_TS_SAMPLES,
 		    V2_TS_HISTOGRAMS, V2_TS_EXEMPLARS) == -1)
 			return -1;
 	}
@@ -374,9 +482,11 @@ v2_symbol_ref(struct scan *s, const char *str)
 {
 	size_t	i, n = strlen(str);
 
-	for (i = 0; i < s->nsyms; i++)
-		if (s->syms[i].n == n && memcmp(s->syms[i].p, str, n) == 0)
+	for (i = 0; i < s->nsyms; i++) {
+		struct symbol sym = v2_symbol(s, (uint32_t)i);
+		if (sym.n == n && memcmp(sym.p, str, n) == 0)
 			return (uint32_t)i;
+	}
 	for (i = 0; i < s->nadded; i++)
 		if (s->added[i].n == n && memcmp(s->added[i].p, str, n) == 0)
 			return (uint32_t)(s->nsyms + i);
@@ -476,8 +586,9 @@ series_pass(struct scan *s, const struct rw_version *ver,
 
 	labels_set_reset(&s->ls);
 	if (ver->read(s, f->data, f->len) == -1) {
-		snprintf(s->reason, s->reasonsz, "malformed remote write "
-		    "request: %s", s->errstr);
+		if (!s->refused)
+			snprintf(s->reason, s->reasonsz, "malformed remote "
+			    "write request: %s", s->errstr);
 		return -1;
 	}
 	if (judge(s, &verdict) == -1)
@@ -585,7 +696,7 @@ check(const struct rw_version *ver, const uint8_t *buf, size_t len,
 		    s.errstr);
 		rc = LABELS_MALFORMED;
 	} else if (request_pass(&s, ver, buf, len, NULL) == -1)
-		rc = LABELS_MALFORMED;
+		rc = s.refused ? LABELS_REJECT : LABELS_MALFORMED;
 	else if (!s.found)
 		rc = LABELS_PASS;
 	else if (rule->mode == MISMATCH_REJECT)

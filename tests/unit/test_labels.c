@@ -162,8 +162,17 @@ test_parse_one_mib(void **state)
 	}
 	s[at++] = '}';
 	labels_set_init(&ls);
+	/* Tens of thousands of labels: refused at LABELS_MAX, not collected. */
+	assert_int_equal(labels_parse((const uint8_t *)s, at, &ls, &errstr), -1);
+	assert_string_equal(errstr, "more than 1024 labels in one series or stream");
+	assert_true(ls.cap <= LABELS_MAX);
+	/* Exactly LABELS_MAX of them still parse. */
+	for (at = 1, pairs = 0; pairs < LABELS_MAX;)
+		at += (size_t)snprintf(s + at, n - at, "l%07zu=\"v\\u00e9\",",
+		    pairs++);
+	s[at++] = '}';
 	assert_int_equal(labels_parse((const uint8_t *)s, at, &ls, &errstr), 0);
-	assert_int_equal(ls.n, pairs);
+	assert_int_equal(ls.n, LABELS_MAX);
 	assert_null(labels_sort_unique(&ls));
 	/* One long unterminated value. */
 	memset(s, 'x', n);

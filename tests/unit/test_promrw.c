@@ -581,6 +581,130 @@ test_v2_refuses_smuggled_v1_series(void **state)
 	pb_buf_free(&req);
 }
 
+/*
+ * A series may carry at most LABELS_MAX labels: the amplification body (a
+ * 1.5 MB snappy body of millions of empty labels, once ~690 MiB of label
+ * entries) is refused without collecting them.
+ */
+static void
+test_series_label_cap(void **state)
+{
+	struct pb_buf	req, ts;
+	struct run	r;
+	char		name[16];
+	size_t		i;
+
+	for (int over = 0; over <= 1; over++) {
+		pb_buf_init(&req, 0);
+		pb_buf_init(&ts, 0);
+		tb_label(&ts, 1, "provider", "tokyo");
+		for (i = 1; i < LABELS_MAX + (size_t)over; i++) {
+			snprintf(name, sizeof(name), "l%05zu", i);
+			tb_label(&ts, 1, name, "v");
+		}
+		tb_msg(&req, 1, &ts);
+		run_v1(&req, MISMATCH_REWRITE, &r);
+		if (over) {
+			assert_int_equal(r.rc, LABELS_MALFORMED);
+			assert_string_equal(r.reason, "malformed remote write "
+			    "request: more than 1024 labels in one series or "
+			    "stream");
+		} else
+			assert_int_equal(r.rc, LABELS_PASS);
+		pb_buf_free(&req);
+	}
+	/* Empty labels, as the hostile body has them: refused all the same. */
+	pb_buf_init(&req, 0);
+	pb_buf_init(&ts, 0);
+	for (i = 0; i < 100000; i++)
+		pb_put_raw(&ts, "\x0a\x00", 2);
+	tb_msg(&req, 1, &ts);
+	run_v1(&req, MISMATCH_REWRITE, &r);
+	assert_int_equal(r.rc, LABELS_MALFORMED);
+	pb_buf_free(&req);
+}
+
+/* A 1.0 series whose exemplar carries provider=`value`. */
+static void
+exemplar_series(struct pb_buf *req, const char *value)
+{
+	struct pb_buf	ts, ex;
+
+	pb_buf_init(&ts, 0);
+	tb_label(&ts, 1, "__name__", "rpc_seconds");
+	tb_label(&ts, 1, "provider", "tokyo");
+	tb_sample(&ts, 2.5, 1000);
+	pb_buf_init(&ex, 0);
+	tb_label(&ex, 1, "trace_id", "abc");
+	tb_label(&ex, 1, "provider", value);
+	tb_msg(&ts, 3, &ex);
+	tb_msg(req, 1, &ts);
+}
+
+/*
+ * Exemplar labels are checked, never rewritten: a foreign provider there
+ * is refused in both modes (Prometheus stores exemplar labels beside the
+ * series and returns them in queries); an allowed or empty one passes.
+ */
+static void
+test_exemplar_labels_checked(void **state)
+{
+	static const enum mismatch modes[] = { MISMATCH_REJECT, MISMATCH_REWRITE };
+	struct pb_buf	req;
+	struct run	r;
+
+	for (size_t m = 0; m < 2; m++) {
+		pb_buf_init(&req, 0);
+		exemplar_series(&req, "osaka");
+		run_v1(&req, modes[m], &r);
+		assert_int_equal(r.rc, LABELS_REJECT);
+		assert_string_equal(r.reason, "an exemplar has provider=\"osaka\", "
+		    "site tokyo may not write it (exemplar labels are checked, "
+		    "not rewritten)");
+		pb_buf_free(&req);
+	}
+	pb_buf_init(&req, 0);
+	exemplar_series(&req, "tokyo");
+	exemplar_series(&req, "");
+	run_v1(&req, MISMATCH_REJECT, &r);
+	assert_int_equal(r.rc, LABELS_PASS);
+	assert_int_equal(r.st.exemplars, 2);
+	pb_buf_free(&req);
+}
+
+static void
+test_v2_exemplar_labels_checked(void **state)
+{
+	static const char *const syms[] = { "", "__name__", "up",
+	    "provider", "tokyo", "osaka", "trace_id", "x", NULL };
+	static const uint32_t	 refs[] = { 1, 2, 3, 4 };
+	static const uint32_t	 bad[] = { 6, 7, 3, 5 };
+	static const uint32_t	 good[] = { 6, 7, 3, 4 };
+	const uint32_t		*ex[] = { bad, good };
+	struct pb_buf		 req, ts, e, packed;
+	struct run		 r;
+
+	for (size_t k = 0; k < 2; k++) {
+		pb_buf_init(&req, 0);
+		v2_symbols(&req, syms);
+		pb_buf_init(&ts, 0);
+		pb_buf_init(&packed, 0);
+		for (size_t i = 0; i < 4; i++)
+			pb_put_varint(&packed, refs[i]);
+		tb_msg(&ts, 1, &packed);
+		pb_buf_init(&e, 0);
+		pb_buf_init(&packed, 0);
+		for (size_t i = 0; i < 4; i++)
+			pb_put_varint(&packed, ex[k][i]);
+		tb_msg(&e, 1, &packed);
+		tb_msg(&ts, 4, &e);
+		tb_msg(&req, 5, &ts);
+		run_v2(&req, MISMATCH_REWRITE, &r);
+		assert_int_equal(r.rc, k == 0 ? LABELS_REJECT : LABELS_PASS);
+		pb_buf_free(&req);
+	}
+}
+
 int
 main(void)
 {
@@ -600,6 +724,9 @@ main(void)
 		cmocka_unit_test(test_v2_appends_symbols),
 		cmocka_unit_test(test_v2_malformed),
 		cmocka_unit_test(test_v2_refuses_smuggled_v1_series),
+		cmocka_unit_test(test_series_label_cap),
+		cmocka_unit_test(test_exemplar_labels_checked),
+		cmocka_unit_test(test_v2_exemplar_labels_checked),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
