@@ -12,6 +12,9 @@
 #define PUSH_STREAMS	1
 #define STREAM_LABELS	1
 #define STREAM_ENTRIES	2
+#define ENTRY_METADATA	3	/* structuredMetadata (Loki >= 2.9) */
+#define PAIR_NAME	1
+#define PAIR_VALUE	2
 
 /*
  * A push body nests 6 deep (body, streams, stream, values, entry, metadata);
@@ -27,6 +30,10 @@ struct lscan {
 	struct labels_set		 ls;
 	const char			*errstr;
 	int				 found;
+	int				 recode;	/* a labels string is not canonical */
+	int				 refused;	/* 403 whatever the mode */
+	const uint8_t			*labels;	/* the stream's labels string */
+	size_t				 llen;
 	char				*reason;
 	size_t				 reasonsz;
 	struct pb_buf			 text;	/* a canonical labels string */
@@ -84,15 +91,92 @@ judge_stream(struct lscan *s)
 
 /* protobuf */
 
+/*
+ * 1 when the stream's labels string is already the canonical form Loki's
+ * own String() writes; otherwise kakikomi forwards that form instead, so
+ * Loki never parses a spelling kakikomi's grammar might read differently.
+ */
 static int
-pb_stream_read(struct lscan *s, const uint8_t *buf, size_t len)
+pb_canonical(struct lscan *s)
+{
+	s->text.len = 0;
+	labels_format(&s->text, &s->ls, 1, SIZE_MAX);
+	return !pb_buf_failed(&s->text) && s->text.len == s->llen &&
+	    memcmp(s->text.data, s->labels, s->llen) == 0;
+}
+
+/*
+ * Structured metadata is checked, never rewritten: a foreign site label
+ * there (LogQL filters on it like on a label) refuses the request.
+ */
+static int
+pb_metadata_pair(struct lscan *s, const uint8_t *buf, size_t len)
 {
 	struct pb_reader	 r;
 	struct pb_field		 f;
-	const uint8_t		*labels = NULL;
-	size_t			 llen = 0;
+	const uint8_t		*name = NULL, *value = NULL;
+	size_t			 nlen = 0, vlen = 0;
 	int			 rc;
 
+	pb_reader_init(&r, buf, len);
+	while ((rc = pb_next(&r, &f, &s->errstr)) == 1) {
+		if (f.num != PAIR_NAME && f.num != PAIR_VALUE)
+			continue;
+		if (f.wt != PB_LEN) {
+			s->errstr = "wrong wire type for structured metadata";
+			return malformed(s, "protobuf");
+		}
+		if (f.num == PAIR_NAME) {
+			name = f.data;
+			nlen = f.len;
+		} else {
+			value = f.data;
+			vlen = f.len;
+		}
+	}
+	if (rc == -1)
+		return malformed(s, "protobuf");
+	if (!labels_pair_foreign(s->rule, name, nlen, value, vlen))
+		return 0;
+	snprintf(s->reason, s->reasonsz, "an entry's structured metadata has "
+	    "%s=\"%.*s\", site %s may not write it (structured metadata is "
+	    "checked, not rewritten)", s->rule->label,
+	    vlen > 64 ? 64 : (int)vlen, (const char *)value, s->rule->site);
+	s->refused = 1;
+	return -1;
+}
+
+static int
+pb_entry(struct lscan *s, const uint8_t *buf, size_t len)
+{
+	struct pb_reader	r;
+	struct pb_field		f;
+	int			rc;
+
+	s->st->entries++;
+	pb_reader_init(&r, buf, len);
+	while ((rc = pb_next(&r, &f, &s->errstr)) == 1) {
+		if (f.num != ENTRY_METADATA)
+			continue;
+		if (f.wt != PB_LEN) {
+			s->errstr = "wrong wire type for structured metadata";
+			return malformed(s, "protobuf");
+		}
+		if (pb_metadata_pair(s, f.data, f.len) == -1)
+			return -1;
+	}
+	return rc == -1 ? malformed(s, "protobuf") : 0;
+}
+
+static int
+pb_stream_read(struct lscan *s, const uint8_t *buf, size_t len, int entries)
+{
+	struct pb_reader	 r;
+	struct pb_field		 f;
+	int			 rc;
+
+	s->labels = NULL;
+	s->llen = 0;
 	pb_reader_init(&r, buf, len);
 	while ((rc = pb_next(&r, &f, &s->errstr)) == 1) {
 		if (f.num != STREAM_LABELS && f.num != STREAM_ENTRIES)
@@ -101,20 +185,19 @@ pb_stream_read(struct lscan *s, const uint8_t *buf, size_t len)
 			s->errstr = "wrong wire type for a stream field";
 			return malformed(s, "protobuf");
 		}
-		if (f.num == STREAM_ENTRIES)
-			s->st->entries++;
-		else {
-			labels = f.data;
-			llen = f.len;
-		}
+		if (f.num == STREAM_LABELS) {
+			s->labels = f.data;
+			s->llen = f.len;
+		} else if (entries && pb_entry(s, f.data, f.len) == -1)
+			return -1;
 	}
 	if (rc == -1)
 		return malformed(s, "protobuf");
-	if (labels == NULL) {
+	if (s->labels == NULL) {
 		s->errstr = "a stream has no labels";
 		return malformed(s, "labels");
 	}
-	if (labels_parse(labels, llen, &s->ls, &s->errstr) == -1)
+	if (labels_parse(s->labels, s->llen, &s->ls, &s->errstr) == -1)
 		return malformed(s, "labels string");
 	return 0;
 }
@@ -139,24 +222,36 @@ pb_stream_put(struct lscan *s, const uint8_t *buf, size_t len,
 	pb_put_except(out, buf, len, STREAM_LABELS);
 }
 
-/* One stream; in the copying pass (out != NULL) writes it.  1: stop. */
+/*
+ * One stream; in the copying pass (out != NULL) writes it, the original
+ * bytes when it passed as sent.  1: stop.
+ */
 static int
 pb_stream(struct lscan *s, const struct pb_field *f, struct pb_buf *out)
 {
+	enum labels_verdict	verdict;
+	int			rc;
+
 	if (f->wt != PB_LEN) {
 		s->errstr = "wrong wire type for streams";
 		return malformed(s, "protobuf");
 	}
 	if (out == NULL)
 		s->st->streams++;
-	if (pb_stream_read(s, f->data, f->len) == -1)
+	if (pb_stream_read(s, f->data, f->len, out == NULL) == -1)
 		return -1;
-	if (out == NULL)
-		return judge_stream(s);
-	if (labels_sort_unique(&s->ls) != NULL ||
-	    labels_verdict(&s->ls, s->rule) == LABELS_OK)
+	if (out == NULL) {
+		if ((rc = judge_stream(s)) != 0)
+			return rc;
+		if (!pb_canonical(s))
+			s->recode = 1;
+		return 0;
+	}
+	(void)labels_sort_unique(&s->ls);
+	verdict = labels_verdict(&s->ls, s->rule);
+	if (verdict == LABELS_OK && pb_canonical(s))
 		pb_put_raw(out, f->start, f->rawlen);
-	else if (labels_enforce(&s->ls, s->rule) == -1)
+	else if (verdict != LABELS_OK && labels_enforce(&s->ls, s->rule) == -1)
 		out->failed = 1;
 	else
 		pb_stream_put(s, f->data, f->len, out);
@@ -194,11 +289,11 @@ loki_check_pb(const uint8_t *buf, size_t len,
 
 	lscan_init(&s, rule, st, reason, reasonsz);
 	if (pb_pass(&s, buf, len, NULL) == -1)
-		rc = LABELS_MALFORMED;
-	else if (!s.found)
-		rc = LABELS_PASS;
-	else if (rule->mode == MISMATCH_REJECT)
+		rc = s.refused ? LABELS_REJECT : LABELS_MALFORMED;
+	else if (s.found && rule->mode == MISMATCH_REJECT)
 		rc = LABELS_REJECT;
+	else if (!s.found && !s.recode)
+		rc = LABELS_PASS;
 	else {
 		s.st = &scratch;
 		pb_buf_init(out, len + len / 8 + 64);

@@ -4,10 +4,14 @@
  *
  * loki_check_pb() takes a decoded (after snappy) logproto.PushRequest.  Each
  * stream's labels string is parsed with labels_parse(); a malformed string or
- * a repeated label name is malformed (400).  A rewrite replaces only the
- * labels string of offending streams with the canonical `{a="b", c="d"}`
- * (sorted, empty values dropped, as Loki itself normalises) and copies every
- * other byte (entries, structured metadata, hash, unknown fields) as is.
+ * a repeated label name is malformed (400).  A stream whose labels string is
+ * not already the canonical `{a="b", c="d"}` (sorted, empty values dropped,
+ * as Loki's own String() writes it) is forwarded in that canonical form, so
+ * Loki stores the labels kakikomi read whatever spelling was sent; so is an
+ * offending stream under rewrite, with the site label set.  Every other byte
+ * (entries, hash, unknown fields) is copied as is.  Structured metadata is
+ * checked, not rewritten: the site label there with a value the site may not
+ * write is LABELS_REJECT in both modes.
  *
  * loki_check_json() takes the JSON push body (already inflated).  Nesting
  * deeper than a push body ever needs is refused before jansson sees it.  A
@@ -15,7 +19,9 @@
  * the whole body (compact JSON).
  *
  * Both return an enum labels_outcome.  On LABELS_REWRITE *out holds the new
- * body (uncompressed; caller frees with pb_buf_free; untouched otherwise).
+ * body (uncompressed; caller frees with pb_buf_free; untouched otherwise;
+ * LABELS_REWRITE with st->rewritten 0 means only spellings were made
+ * canonical).
  * On LABELS_REJECT / LABELS_MALFORMED `reason` holds one line.
  */
 #ifndef KAKIKOMI_LOKI_H
