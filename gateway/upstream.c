@@ -440,7 +440,7 @@ leg_answered(struct leg *leg, struct evhttp_request *resp)
 	if (code >= 500 && code < 600) {
 		/* Its body describes the receiver's insides (Mimir names ingester
 		 * addresses): the log has it, the sender gets the status. */
-		snprintf(logged, sizeof(logged), "answered %d: %s", code, line);
+		snprintf(logged, sizeof(logged), "answered %d%s%s", code, *line ? ": " : "", line);
 		snprintf(what, sizeof(what), "answered %d", code);
 		leg_failed(leg, code, what, logged);
 		return;
@@ -450,7 +450,7 @@ leg_answered(struct leg *leg, struct evhttp_request *resp)
 		return;
 	}
 	/* The data's fault: its first line tells the sender what is wrong. */
-	snprintf(what, sizeof(what), "answered %d: %s", code, line);
+	snprintf(what, sizeof(what), "answered %d%s%s", code, *line ? ": " : "", line);
 	leg_log(leg, LOG_LEVEL_INFO, "upstream refused the data", code, what);
 	if (fo->client_status == 0) {
 		fo->client_status = code;
