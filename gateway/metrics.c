@@ -25,6 +25,7 @@ static const struct family families[] = {
 	{ "kakikomi_request_duration_seconds", M_HISTOGRAM, "Time from request received to answer sent, by signal." },
 	{ "kakikomi_upstream_requests_total", M_COUNTER, "Requests sent upstream, by signal, upstream and status (0: no answer)." },
 	{ "kakikomi_upstream_duration_seconds", M_HISTOGRAM, "Upstream latency, by signal and upstream." },
+	{ "kakikomi_upstream_misconfigured_total", M_COUNTER, "Upstream answers that mean kakikomi's configuration is wrong (4xx other than 400/413/429, 3xx; answered 502), by upstream role and status." },
 	{ "kakikomi_inflight_requests", M_GAUGE, "Write requests being handled now." },
 	{ "kakikomi_inflight_bytes", M_GAUGE, "Request body bytes held by requests being handled now." },
 	{ "kakikomi_open_connections", M_GAUGE, "Client connections open now." },

@@ -9,6 +9,7 @@
 
 #include <netinet/in.h>
 #include <netinet/tcp.h>
+#include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,6 +22,9 @@
 #define UPSTREAM_MAX_RESPONSE	(1024 * 1024)
 #define RETRY_AFTER_DEFAULT	"5"
 #define UPSTREAM_IO_CHUNK	(1024 * 1024)	/* libevent's default is 16 KiB */
+#define UPSTREAM_LINE_MAX	160	/* of an upstream's body, logged or relayed */
+#define UPSTREAM_WHAT_MAX	(UPSTREAM_LINE_MAX + 64)	/* "answered 400: <line>" */
+#define UPSTREAM_NOTE_MAX	(UPSTREAM_LINE_MAX + 512)	/* a log detail */
 
 struct conn {
 	struct evhttp_connection	*evcon;
@@ -40,28 +44,59 @@ struct target {
 	size_t		 nconns;
 };
 
+/*
+ * Ownership.  libevent may run leg_done_cb() before evhttp_make_request()
+ * returns: a connect that fails at once (socket() -> EMFILE, a numeric address
+ * refused on the spot) goes through evhttp_connection_cb_cleanup(), which runs
+ * the callback of every request queued on that connection; and
+ * evhttp_connection_fail_() / evhttp_connection_done() may start the next
+ * queued request, which can fail the same way inside them.  So:
+ *  - a leg belongs to libevent from the evhttp_make_request() call that
+ *    returns 0 until leg_done_cb(), which runs exactly once and frees it;
+ *    leg_start() sets every count before that call and touches neither the
+ *    leg nor the fanout after it;
+ *  - a fanout holds one reference per leg in flight plus one that
+ *    upstream_forward() keeps while it starts legs; the last reference
+ *    runs `done` and frees it (possibly before upstream_forward returns);
+ *  - targets and conns live as long as the pool.  evhttp_connection_free()
+ *    (only in upstream_pool_free) drops queued requests without their
+ *    callbacks, so the pool lists its legs in flight and frees them there,
+ *    without `done`.  evhttp_cancel_request() is never used: on a request in
+ *    progress it runs the error callback but not the completion callback.
+ *  - timeouts and connection errors arrive from the event loop through
+ *    evhttp_connection_fail_(): leg_error_cb() (which only records the
+ *    error), then leg_done_cb(NULL).
+ */
 struct upstream_pool {
 	struct event_base	*base;
 	struct evdns_base	*dns;
 	struct target		*targets;
+	struct leg		*legs;		/* in flight */
 };
 
 struct fanout {
 	upstream_done_cb	 done;
 	void			*arg;
-	size_t			 outstanding;
+	size_t			 refs;
 	enum signal		 signal;
 	int			 fail_status;	/* worst 5xx seen, 0 if none */
-	int			 client_status;	/* first 4xx seen, 0 if none */
+	int			 client_status;	/* first data-refusing 4xx, 0 if none */
+	/* Written counts over the legs that answered 2xx to this attempt. */
+	unsigned		 ok_legs;
+	unsigned		 written_legs[UPSTREAM_WRITTEN_N];
+	uint64_t		 written_min[UPSTREAM_WRITTEN_N];
 	struct upstream_result	 res;
 };
 
 struct leg {
+	struct leg		*prev, *next;	/* pool->legs */
+	struct upstream_pool	*pool;
 	struct fanout		*fo;
 	struct target		*target;
 	struct conn		*conn;
 	uint64_t		 bit;		/* this target's bit in res.stored */
 	uint64_t		 timeout_ms;
+	char			 role[32];	/* "metrics upstream 1": what a site may read */
 	enum evhttp_request_error error;
 	int			 errored;
 	struct timespec		 start;
@@ -113,6 +148,15 @@ fail:
 	return NULL;
 }
 
+static void	leg_free(struct leg *, int);
+
+/* "metrics upstream 1": how a site may read of an upstream (never its URL). */
+static void
+role_name(char *dst, size_t dstsz, enum signal sig, size_t i)
+{
+	snprintf(dst, dstsz, "%s upstream %zu", signal_name(sig), i + 1);
+}
+
 struct upstream_pool *
 upstream_pool_new(struct event_base *base, struct evdns_base *dns)
 {
@@ -132,6 +176,9 @@ upstream_pool_free(struct upstream_pool *pool)
 
 	if (pool == NULL)
 		return;
+	/* Their requests go with the connections, without callbacks. */
+	while (pool->legs != NULL)
+		leg_free(pool->legs, 0);
 	for (t = pool->targets; t; t = next) {
 		next = t->next;
 		target_free(t);
@@ -180,11 +227,14 @@ target_conn(struct upstream_pool *pool, struct target *t)
 	return best;
 }
 
-/* Copies the first line of an upstream's answer, printable ASCII only. */
+/*
+ * The first line of an upstream's answer, bounded and printable ASCII only:
+ * it reaches the log, and for a data refusal the sender.
+ */
 static void
 first_line(struct evbuffer *buf, char *dst, size_t dstsz)
 {
-	unsigned char tmp[200];
+	unsigned char tmp[UPSTREAM_LINE_MAX];
 	ev_ssize_t got = evbuffer_copyout(buf, tmp, sizeof(tmp));
 	size_t n = got > 0 ? (size_t)got : 0;
 	size_t o = 0;
@@ -221,16 +271,156 @@ leg_record(struct leg *leg, int status)
 	metrics_observe("kakikomi_upstream_duration_seconds", labels, elapsed_s(&leg->start));
 }
 
+/* The log line names the upstream by role and URL; the sender sees the role only. */
 static void
-leg_failed(struct leg *leg, int status, const char *what)
+leg_log(struct leg *leg, enum log_level lvl, const char *msg, int status, const char *what)
 {
-	struct fanout *fo = leg->fo;
+	char detail[UPSTREAM_NOTE_MAX];
 
+	snprintf(detail, sizeof(detail), "%s (%s) %s", leg->role, leg->target->url, what);
+	log_request(lvl, msg, signal_name(leg->fo->signal), NULL, NULL, status, detail,
+	    elapsed_s(&leg->start));
+}
+
+/* Failures: the sender must retry.  A 500/501 says more than a 502-504. */
+static void
+fanout_fail(struct fanout *fo, const char *role, int status, const char *what)
+{
 	if (fo->fail_status == 0 || (fo->fail_status >= 502 && status < 502)) {
 		fo->fail_status = status;
-		snprintf(fo->res.reason, sizeof(fo->res.reason), "upstream %s %s",
-		    leg->target->url, what);
+		snprintf(fo->res.reason, sizeof(fo->res.reason), "%s %s", role, what);
 	}
+}
+
+static void
+leg_failed(struct leg *leg, int status, const char *what, const char *logged)
+{
+	leg_log(leg, LOG_LEVEL_WARN, "upstream failed", status, logged ? logged : what);
+	fanout_fail(leg->fo, leg->role, status, what);
+}
+
+/* What an operator should look at when an upstream refuses kakikomi itself. */
+static const char *
+misconfigured_hint(int code)
+{
+	switch (code) {
+	case 401:
+		return "check tenant / credentials";
+	case 403:
+		return "check credentials and the tenant's permissions";
+	case 404:
+		return "check the upstream URL path (Prometheus needs --web.enable-remote-write-receiver)";
+	case 405:
+		return "check the upstream URL: it does not take POST";
+	case 407:
+		return "check proxy credentials";
+	case 415:
+		return "check the upstream's protocol / content type support";
+	default:
+		if (code >= 300 && code < 400)
+			return "check the upstream URL: it redirects";
+		return "check the upstream configuration";
+	}
+}
+
+static pthread_mutex_t	 misconf_lock = PTHREAD_MUTEX_INITIALIZER;
+static char		 misconf_last[UPSTREAM_NOTE_MAX + 32];	/* time + note */
+
+static void
+misconfigured_note(const char *line)
+{
+	char when[32];
+	struct tm tm;
+	time_t now = time(NULL);
+
+	if (gmtime_r(&now, &tm) == NULL ||
+	    strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%SZ", &tm) == 0)
+		when[0] = '\0';
+	pthread_mutex_lock(&misconf_lock);
+	snprintf(misconf_last, sizeof(misconf_last), "%s %s", when, line);
+	pthread_mutex_unlock(&misconf_lock);
+}
+
+int
+upstream_last_misconfigured(char *buf, size_t bufsz)
+{
+	int have;
+
+	if (bufsz == 0)
+		return 0;
+	pthread_mutex_lock(&misconf_lock);
+	have = misconf_last[0] != '\0';
+	snprintf(buf, bufsz, "%s", misconf_last);
+	pthread_mutex_unlock(&misconf_lock);
+	return have;
+}
+
+/* An answer that is not the data's fault: keep the data (502), tell the operator. */
+static void
+leg_misconfigured(struct leg *leg, int code, const char *line)
+{
+	char labels[128], what[UPSTREAM_WHAT_MAX], note[UPSTREAM_NOTE_MAX];
+	const char *hint = misconfigured_hint(code);
+
+	snprintf(labels, sizeof(labels), "upstream=\"%s\",status=\"%d\"", leg->role, code);
+	metrics_counter_add("kakikomi_upstream_misconfigured_total", labels, 1);
+	snprintf(note, sizeof(note), "answered %d: %s (upstream said: %s)", code, hint, line);
+	leg_log(leg, LOG_LEVEL_ERROR, "upstream misconfigured", code, note);
+	snprintf(note, sizeof(note), "%s (%s) answered %d: %s", leg->role,
+	    leg->target->url, code, hint);
+	misconfigured_note(note);
+	snprintf(what, sizeof(what),
+	    "answered %d: kakikomi's upstream configuration needs fixing; retry later", code);
+	fanout_fail(leg->fo, leg->role, 502, what);
+}
+
+/* A plain decimal count; anything else (sign, spaces, overflow) is no count. */
+static int
+written_parse(const char *v, uint64_t *out)
+{
+	uint64_t n = 0;
+
+	if (v == NULL || *v == '\0' || strlen(v) > 19)
+		return -1;
+	for (; *v; v++) {
+		if (*v < '0' || *v > '9')
+			return -1;
+		n = n * 10 + (uint64_t)(*v - '0');
+	}
+	*out = n;
+	return 0;
+}
+
+static void
+leg_stored(struct leg *leg, struct evkeyvalq *h)
+{
+	static const char *const written[UPSTREAM_WRITTEN_N] = {
+		"X-Prometheus-Remote-Write-Samples-Written",
+		"X-Prometheus-Remote-Write-Histograms-Written",
+		"X-Prometheus-Remote-Write-Exemplars-Written",
+	};
+	struct fanout *fo = leg->fo;
+	uint64_t n;
+
+	fo->res.stored |= leg->bit;
+	fo->ok_legs++;
+	for (int i = 0; i < UPSTREAM_WRITTEN_N; i++) {
+		if (written_parse(evhttp_find_header(h, written[i]), &n) != 0)
+			continue;
+		if (fo->written_legs[i]++ == 0 || n < fo->written_min[i])
+			fo->written_min[i] = n;
+	}
+}
+
+/* Seconds only (an HTTP-date is dropped): the value is relayed to the sender. */
+static void
+leg_retry_after(struct fanout *fo, const char *ra)
+{
+	size_t n = ra ? strlen(ra) : 0;
+
+	if (n == 0 || n > 6 || strspn(ra, "0123456789") != n)
+		return;
+	memcpy(fo->res.retry_after, ra, n + 1);
 }
 
 static void
@@ -239,34 +429,46 @@ leg_answered(struct leg *leg, struct evhttp_request *resp)
 	struct fanout *fo = leg->fo;
 	struct evkeyvalq *h = evhttp_request_get_input_headers(resp);
 	int code = evhttp_request_get_response_code(resp);
-	const char *ra = evhttp_find_header(h, "Retry-After");
-	char line[200], what[260];
-	static const char *const written[3] = {
-		"X-Prometheus-Remote-Write-Samples-Written",
-		"X-Prometheus-Remote-Write-Histograms-Written",
-		"X-Prometheus-Remote-Write-Exemplars-Written",
-	};
+	char line[UPSTREAM_LINE_MAX], what[UPSTREAM_WHAT_MAX], logged[UPSTREAM_WHAT_MAX];
 
-	if (ra != NULL && strlen(ra) < sizeof(fo->res.retry_after))
-		snprintf(fo->res.retry_after, sizeof(fo->res.retry_after), "%s", ra);
+	leg_retry_after(fo, evhttp_find_header(h, "Retry-After"));
 	if (code >= 200 && code < 300) {
-		fo->res.stored |= leg->bit;
-		for (int i = 0; i < 3; i++) {
-			const char *v = evhttp_find_header(h, written[i]);
-			if (v != NULL && fo->res.written[i][0] == '\0')
-				snprintf(fo->res.written[i], sizeof(fo->res.written[i]), "%s", v);
-		}
+		leg_stored(leg, h);
 		return;
 	}
 	first_line(evhttp_request_get_input_buffer(resp), line, sizeof(line));
-	snprintf(what, sizeof(what), "answered %d: %s", code, line);
-	if (code >= 500 || code < 200) {
-		leg_failed(leg, code >= 500 && code < 600 ? code : 502, what);
-	} else if (fo->client_status == 0) {
+	if (code >= 500 && code < 600) {
+		/* Its body describes the receiver's insides (Mimir names ingester
+		 * addresses): the log has it, the sender gets the status. */
+		snprintf(logged, sizeof(logged), "answered %d%s%s", code, *line ? ": " : "", line);
+		snprintf(what, sizeof(what), "answered %d", code);
+		leg_failed(leg, code, what, logged);
+		return;
+	}
+	if (code != 400 && code != 413 && code != 429) {
+		leg_misconfigured(leg, code, line);
+		return;
+	}
+	/* The data's fault: its first line tells the sender what is wrong. */
+	snprintf(what, sizeof(what), "answered %d%s%s", code, *line ? ": " : "", line);
+	leg_log(leg, LOG_LEVEL_INFO, "upstream refused the data", code, what);
+	if (fo->client_status == 0) {
 		fo->client_status = code;
 		if (fo->fail_status == 0)
-			snprintf(fo->res.reason, sizeof(fo->res.reason), "upstream %s %s",
-			    leg->target->url, what);
+			snprintf(fo->res.reason, sizeof(fo->res.reason), "%s %s", leg->role, what);
+	}
+}
+
+/* A header goes back only when every leg that took the body now sent it;
+ * the value is the smallest.  Legs skipped as already stored add nothing. */
+static void
+fanout_written(struct fanout *fo)
+{
+	for (int i = 0; i < UPSTREAM_WRITTEN_N; i++) {
+		fo->res.written[i][0] = '\0';
+		if (fo->ok_legs > 0 && fo->written_legs[i] == fo->ok_legs)
+			snprintf(fo->res.written[i], sizeof(fo->res.written[i]), "%llu",
+			    (unsigned long long)fo->written_min[i]);
 	}
 }
 
@@ -282,15 +484,42 @@ fanout_finish(struct fanout *fo)
 			    RETRY_AFTER_DEFAULT);
 	} else if (fo->client_status != 0) {
 		res->status = fo->client_status;
-		if (res->status != 429 && res->status != 503)
+		if (res->status != 429)
 			res->retry_after[0] = '\0';
 	} else {
 		res->status = 204;
 		res->reason[0] = '\0';
 		res->retry_after[0] = '\0';
+		fanout_written(fo);
 	}
 	fo->done(res, fo->arg);
+}
+
+/* Drops one reference; the last one answers (if `answer`) and frees. */
+static void
+fanout_unref(struct fanout *fo, int answer)
+{
+	if (--fo->refs > 0)
+		return;
+	if (answer)
+		fanout_finish(fo);
 	free(fo);
+}
+
+static void
+leg_free(struct leg *leg, int answer)
+{
+	struct fanout *fo = leg->fo;
+
+	if (leg->prev != NULL)
+		leg->prev->next = leg->next;
+	else
+		leg->pool->legs = leg->next;
+	if (leg->next != NULL)
+		leg->next->prev = leg->prev;
+	leg->conn->pending--;
+	free(leg);
+	fanout_unref(fo, answer);
 }
 
 static void
@@ -306,24 +535,19 @@ static void
 leg_done_cb(struct evhttp_request *resp, void *arg)
 {
 	struct leg *leg = arg;
-	struct fanout *fo = leg->fo;
 	int code = resp ? evhttp_request_get_response_code(resp) : 0;
 	char what[64];
 
-	leg->conn->pending--;
-	if (code == 0) {
-		if (leg->errored && leg->error == EVREQ_HTTP_TIMEOUT) {
-			snprintf(what, sizeof(what), "timed out after %llums",
-			    (unsigned long long)leg->timeout_ms);
-			leg_failed(leg, 504, what);
-		} else
-			leg_failed(leg, 502, "unreachable (connection failed or closed)");
-	} else
+	if (code != 0)
 		leg_answered(leg, resp);
+	else if (leg->errored && leg->error == EVREQ_HTTP_TIMEOUT) {
+		snprintf(what, sizeof(what), "timed out after %llums",
+		    (unsigned long long)leg->timeout_ms);
+		leg_failed(leg, 504, what, NULL);
+	} else
+		leg_failed(leg, 502, "unreachable (connection failed or closed)", NULL);
 	leg_record(leg, code);
-	free(leg);
-	if (--fo->outstanding == 0)
-		fanout_finish(fo);
+	leg_free(leg, 1);
 }
 
 /*
@@ -348,6 +572,26 @@ conn_tune(struct conn *c)
 	c->tuned_fd = fd;
 }
 
+static struct evhttp_request *
+leg_request(struct leg *leg, const struct upstream_request *req)
+{
+	struct evhttp_request *ureq = evhttp_request_new(leg_done_cb, leg);
+	struct evkeyvalq *h;
+
+	if (ureq == NULL)
+		return NULL;
+	evhttp_request_set_error_cb(ureq, leg_error_cb);
+	h = evhttp_request_get_output_headers(ureq);
+	evhttp_add_header(h, "Host", leg->target->hostport);
+	for (size_t i = 0; i < req->nheaders; i++)
+		evhttp_add_header(h, req->headers[i].name, req->headers[i].value);
+	/* Referenced, not copied: the body outlives every leg. */
+	evbuffer_add_reference(evhttp_request_get_output_buffer(ureq), req->body,
+	    req->len, NULL, NULL);
+	return ureq;
+}
+
+/* 0: the leg is libevent's now (it may even have finished already). */
 static int
 leg_start(struct upstream_pool *pool, struct fanout *fo,
     const struct upstream_request *req, size_t i)
@@ -355,41 +599,37 @@ leg_start(struct upstream_pool *pool, struct fanout *fo,
 	const struct upstream_conf *conf = &req->targets[i];
 	struct target *t = pool_target(pool, conf->url);
 	struct leg *leg;
+	struct conn *c;
 	struct evhttp_request *ureq;
-	struct evkeyvalq *h;
 	struct timeval tv;
 
-	if (t == NULL || (leg = calloc(1, sizeof(*leg))) == NULL)
+	if (t == NULL || (c = target_conn(pool, t)) == NULL ||
+	    (leg = calloc(1, sizeof(*leg))) == NULL)
 		return -1;
-	leg->fo = fo;
-	leg->target = t;
-	leg->bit = (uint64_t)1 << i;
-	leg->timeout_ms = conf->timeout_ms;
-	if ((leg->conn = target_conn(pool, t)) == NULL ||
-	    (ureq = evhttp_request_new(leg_done_cb, leg)) == NULL) {
+	*leg = (struct leg){ .pool = pool, .fo = fo, .target = t, .conn = c,
+	    .bit = (uint64_t)1 << i, .timeout_ms = conf->timeout_ms };
+	role_name(leg->role, sizeof(leg->role), req->signal, i);
+	if ((ureq = leg_request(leg, req)) == NULL) {
 		free(leg);
 		return -1;
 	}
-	evhttp_request_set_error_cb(ureq, leg_error_cb);
 	tv.tv_sec = (time_t)(conf->timeout_ms / 1000);
 	tv.tv_usec = (suseconds_t)(conf->timeout_ms % 1000) * 1000;
-	evhttp_connection_set_timeout_tv(leg->conn->evcon, &tv);
-	h = evhttp_request_get_output_headers(ureq);
-	evhttp_add_header(h, "Host", t->hostport);
-	for (size_t h_i = 0; h_i < req->nheaders; h_i++)
-		evhttp_add_header(h, req->headers[h_i].name, req->headers[h_i].value);
-	/* Referenced, not copied: the body outlives every leg. */
-	evbuffer_add_reference(evhttp_request_get_output_buffer(ureq), req->body,
-	    req->len, NULL, NULL);
+	evhttp_connection_set_timeout_tv(c->evcon, &tv);
 	clock_gettime(CLOCK_MONOTONIC, &leg->start);
-	if (evhttp_make_request(leg->conn->evcon, ureq, EVHTTP_REQ_POST, t->path) != 0) {
-		/* evhttp has freed ureq */
-		free(leg);
+	if ((leg->next = pool->legs) != NULL)
+		leg->next->prev = leg;
+	pool->legs = leg;
+	c->pending++;
+	fo->refs++;
+	if (evhttp_make_request(c->evcon, ureq, EVHTTP_REQ_POST, t->path) != 0) {
+		/* No callback ran or will run.  ureq is freed when strdup
+		 * failed and left unqueued (leaked) when connecting could not
+		 * even begin: libevent 2.1 does not say which. */
+		leg_free(leg, 0);
 		return -1;
 	}
-	conn_tune(leg->conn);
-	leg->conn->pending++;
-	fo->outstanding++;
+	conn_tune(c);
 	return 0;
 }
 
@@ -399,6 +639,7 @@ upstream_forward(struct upstream_pool *pool, const struct upstream_request *req,
 {
 	struct fanout *fo;
 	size_t started = 0;
+	char role[32];
 
 	if (req->ntargets == 0 || req->ntargets > UPSTREAM_MAX_TARGETS ||
 	    (fo = calloc(1, sizeof(*fo))) == NULL)
@@ -406,8 +647,7 @@ upstream_forward(struct upstream_pool *pool, const struct upstream_request *req,
 	fo->done = done;
 	fo->arg = arg;
 	fo->signal = req->signal;
-	/* Hold one count ourselves so a leg failing synchronously cannot finish early. */
-	fo->outstanding = 1;
+	fo->refs = 1;	/* ours, until every leg is started */
 	for (size_t i = 0; i < req->ntargets; i++) {
 		if (req->skip & ((uint64_t)1 << i)) {
 			fo->res.stored |= (uint64_t)1 << i;
@@ -418,18 +658,14 @@ upstream_forward(struct upstream_pool *pool, const struct upstream_request *req,
 			started++;
 			continue;
 		}
-		log_warnx("upstream %s: request could not be started", req->targets[i].url);
-		if (fo->fail_status == 0) {
-			fo->fail_status = 502;
-			snprintf(fo->res.reason, sizeof(fo->res.reason),
-			    "upstream %s could not be reached", req->targets[i].url);
-		}
+		role_name(role, sizeof(role), req->signal, i);
+		log_warnx("%s (%s): request could not be started", role, req->targets[i].url);
+		fanout_fail(fo, role, 502, "could not be reached");
 	}
 	if (started == 0) {
-		free(fo);
+		free(fo);	/* no leg started: no reference but ours */
 		return -1;
 	}
-	if (--fo->outstanding == 0)
-		fanout_finish(fo);
+	fanout_unref(fo, 1);
 	return 0;
 }

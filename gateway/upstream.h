@@ -6,10 +6,17 @@
  * upstream host and reuses them.  upstream_forward() sends the body to all
  * targets at once and calls `done` exactly once, after every target answered,
  * failed or timed out, with the status the sender should see:
+ *   any 5xx / no answer  -> that 5xx, 504 on timeout, 502 otherwise
+ *   any other 4xx, 3xx   -> 502: kakikomi's configuration is wrong (401 no
+ *                           tenant, 404 wrong path, ...), the data is not;
+ *                           logged at error level, counted, see
+ *                           upstream_last_misconfigured()
+ *                           (each with retry_after set: failures beat 4xx,
+ *                           so the sender keeps the data and retries)
+ *   else 400, 413, 429   -> that status and the first line of its body
  *   all 2xx              -> 204
- *   any 5xx / no answer  -> that 5xx, or 504 on timeout, 502 otherwise,
- *                           with retry_after set (5xx beats 4xx: the sender retries)
- *   else any 4xx         -> that status and the first line of its body
+ * Reasons name an upstream by its role ("metrics upstream 1"), never by its
+ * URL or address; the log lines upstream.c writes carry the URL.
  * Targets whose bit is set in `skip` already stored this body (see acked.h):
  * they are not sent to and count as accepted.  res->stored has a bit set for
  * every target that has the body now.  At most UPSTREAM_MAX_TARGETS targets.
@@ -29,6 +36,7 @@ struct upstream_pool;
 
 #define UPSTREAM_MAX_HEADERS	12
 #define UPSTREAM_MAX_TARGETS	64
+#define UPSTREAM_WRITTEN_N	3	/* samples, histograms, exemplars */
 
 struct upstream_header {
 	const char	*name;
@@ -50,8 +58,14 @@ struct upstream_result {
 	int		status;
 	char		reason[300];		/* one line; empty on success */
 	char		retry_after[16];	/* seconds, "" when not set */
-	/* Remote write 2.0 receivers report what they stored; relayed as is. */
-	char		written[3][24];		/* samples, histograms, exemplars ("" = absent) */
+	/*
+	 * Remote write 2.0 Written counts, set on 2xx only: the smallest over
+	 * the legs that took the body in this attempt, and "" (send no header)
+	 * unless every one of them sent it.  A leg skipped as already stored
+	 * adds nothing (acked.h keeps no counts): its earlier 2xx for these
+	 * bytes is taken to cover them; when every leg was skipped, no header.
+	 */
+	char		written[UPSTREAM_WRITTEN_N][24];	/* decimal, "" = absent */
 	uint64_t	stored;			/* bit i: target i has the body */
 };
 
@@ -61,9 +75,18 @@ typedef void (*upstream_done_cb)(const struct upstream_result *res, void *arg);
 struct upstream_pool	*upstream_pool_new(struct event_base *base, struct evdns_base *dns);
 void			 upstream_pool_free(struct upstream_pool *pool);
 
-/* 0 when started (done will run later), -1 when nothing could be sent
- * (done is not called; answer 503). */
+/* 0 when started: `done` runs once, later or already before this returns
+ * (a connection that fails at once), so `arg` belongs to `done` from the
+ * call on.  -1 when nothing could be sent (done is not called; answer 503).
+ * upstream_pool_free() drops forwards still in flight without `done`. */
 int	upstream_forward(struct upstream_pool *pool, const struct upstream_request *req,
 	    upstream_done_cb done, void *arg);
+
+/* The last upstream answer that meant kakikomi's configuration is wrong, as
+ * one line ("2024-05-01T10:00:00Z metrics upstream 1 (http://...) answered
+ * 401: check tenant / credentials"), copied into buf (always NUL-terminated
+ * when bufsz > 0).  Returns 1 when there was one since start, else 0 (buf
+ * empty).  Thread-safe; for /readyz. */
+int	upstream_last_misconfigured(char *buf, size_t bufsz);
 
 #endif
