@@ -263,14 +263,14 @@ static const struct chunk_case chunks[] = {
 	{ "0\r\n\r\nPOST / HTTP/1.1\r\n", 100, CH_OK, "", 5, NULL },
 	{ "5\r\nhel", 100, CH_MORE, "hel", 0, NULL },
 	{ "5\r\nhello\r\n0\r\n", 100, CH_MORE, "hello", 0, NULL },
-	{ "\r\n", 100, CH_BAD, "", 0, "malformed chunk framing" },
-	{ "g\r\n", 100, CH_BAD, "", 0, "malformed chunk framing" },
-	{ "5\nhello\r\n", 100, CH_BAD, "", 0, "malformed chunk framing" },
+	{ "\r\n", 100, CH_BAD, "", 0, "chunk size is not hex digits" },
+	{ "g\r\n", 100, CH_BAD, "", 0, "chunk size is not hex digits" },
+	{ "5\nhello\r\n", 100, CH_BAD, "", 0, "chunk size line not ended by CRLF" },
 	{ "5\r\nhelloX\r\n", 100, CH_BAD, "hello", 0, "missing CRLF after chunk data" },
 	{ "5\r\nhello\rX", 100, CH_BAD, "hello", 0, "missing CRLF after chunk data" },
-	{ "5;a\x01\r\nhello\r\n", 100, CH_BAD, "", 0, "malformed chunk framing" },
+	{ "5;a\x01\r\nhello\r\n", 100, CH_BAD, "", 0, "malformed chunk extension" },
 	{ "3\r\nabc\r\n0\r\nX\n\r\n", 100, CH_BAD, "abc", 0, "malformed chunk framing" },
-	{ "11111111111111111\r\n", UINT64_MAX, CH_BAD, "", 0, "chunk size overflows" },
+	{ "11111111111111111\r\n", UINT64_MAX, CH_BAD, "", 0, "chunk size over 16 hex digits" },
 	{ "ffffffffffffffff\r\n", UINT64_MAX, CH_MORE, "", 0, NULL },
 	{ "5\r\nhello\r\n0\r\n\r\n", 4, CH_OVER, "", 0, NULL },
 	{ "3\r\nabc\r\n4\r\nabcd\r\n0\r\n\r\n", 6, CH_OVER, "abc", 0, NULL },
@@ -339,6 +339,115 @@ test_chunked(void **state)
 	}
 }
 
+/*
+ * Chunk-size lines, RFC 9112 7.1: chunk-size = 1*HEXDIG, then
+ * chunk-ext = *( BWS ";" BWS name [ BWS "=" BWS value ] ), then CRLF.  Each is
+ * followed by "hello\r\n0\r\n\r\n".  `go` is what Go's chunked reader does
+ * with the line (net/http/internal/chunked.go: readChunkLine cuts at '\n',
+ * trims trailing SP/HTAB/CR/LF, drops everything from the first ';'
+ * (removeChunkExtension), then parseHexUint: hex digits only, at most 16).
+ */
+struct line_case {
+	const char	*line;
+	const char	*err;		/* NULL: accepted */
+	const char	*go;
+};
+
+static const struct line_case lines[] = {
+	{ "5", NULL, "5" },
+	{ "0005", NULL, "5" },
+	{ "5;a", NULL, "5" },
+	{ "5;a=b;c", NULL, "5" },
+	{ "5 ;a", NULL, "refused: parseHexUint sees \"5 \" (invalid byte)" },
+	{ "5\t; a = b", NULL, "refused: invalid byte (the BWS before ';')" },
+	{ "5;a=\"q \\\" ; x\"", NULL, "5" },
+	{ "5;a=\"\xe9\"", NULL, "5" },
+	{ "000000000000005", NULL, "5" },
+	{ "39 6", "malformed chunk size line (expected ';' or CRLF)",
+	    "refused: invalid byte in chunk length" },
+	{ "5 ", "malformed chunk size line (expected ';' or CRLF)",
+	    "5 (trailing whitespace trimmed)" },
+	{ "5\t", "malformed chunk size line (expected ';' or CRLF)", "5 (trimmed)" },
+	{ " 5", "chunk size is not hex digits", "refused: invalid byte" },
+	{ "+5", "chunk size is not hex digits", "refused: invalid byte" },
+	{ "-5", "chunk size is not hex digits", "refused: invalid byte" },
+	{ "0x5", "malformed chunk size line (expected ';' or CRLF)",
+	    "refused: invalid byte ('x')" },
+	{ "", "chunk size is not hex digits",
+	    "0: an empty line is the last chunk (no empty check in parseHexUint)" },
+	{ ";a", "chunk size is not hex digits", "0: the last chunk" },
+	{ "00000000000000005", "chunk size over 16 hex digits",
+	    "refused: http chunk length too large (i == 16)" },
+	{ "5;", "malformed chunk extension", "5" },
+	{ "5;=b", "malformed chunk extension", "5" },
+	{ "5;a=", "malformed chunk extension", "5" },
+	{ "5;a =", "malformed chunk extension", "5" },
+	{ "5;a b", "malformed chunk extension", "5" },
+	{ "5;a=b c", "malformed chunk size line (expected ';' or CRLF)", "5" },
+	{ "5;a=\"b", "malformed chunk extension", "5 (unterminated quote ignored)" },
+	{ "5;a=\"b\"c", "malformed chunk size line (expected ';' or CRLF)", "5" },
+	{ "5;a=b\x01", "malformed chunk extension", "5" },
+	{ "5;a=\"\x7f\"", "malformed chunk extension", "5" },
+	{ "5;a\r", "chunk size line not ended by CRLF", "5 (CR trimmed)" },
+	{ "5\r\r", "chunk size line not ended by CRLF", "5 (CRs trimmed)" },
+};
+
+/* "\n" ends the line alone: a bare LF, which Go takes as the end of the line. */
+static void
+test_chunk_lines(void **state)
+{
+	static const char *const bare[] = { "5\n", "5;a\n", "5;a=\"b\"\n" };
+
+	for (size_t i = 0; i < sizeof(lines) / sizeof(lines[0]); i++) {
+		const struct line_case *k = &lines[i];
+		char in[256], body[256];
+		size_t used;
+		const char *err;
+		int got;
+
+		snprintf(in, sizeof(in), "%s\r\nhello\r\n0\r\n\r\n", k->line);
+		for (size_t step = 1; step <= 8; step += 7) {
+			got = decode(in, strlen(in), 100, step, body, &used, &err);
+			if (k->err == NULL && (got != CH_OK || strcmp(body, "hello") != 0))
+				fail_msg("line [%s] (Go: %s) step %zu: got %d (%s), want hello",
+				    k->line, k->go, step, got, err ? err : "");
+			if (k->err != NULL && (got != CH_BAD || strcmp(err, k->err) != 0))
+				fail_msg("line [%s] (Go: %s) step %zu: got %d (%s), want [%s]",
+				    k->line, k->go, step, got, err ? err : "", k->err);
+		}
+	}
+	for (size_t i = 0; i < sizeof(bare) / sizeof(bare[0]); i++) {
+		char in[64], body[64];
+		size_t used;
+		const char *err;
+
+		snprintf(in, sizeof(in), "%shello\r\n0\r\n\r\n", bare[i]);
+		assert_int_equal(decode(in, strlen(in), 100, 1, body, &used, &err), CH_BAD);
+		assert_string_equal(err, "chunk size line not ended by CRLF");
+	}
+}
+
+/* Extensions are bounded: 4 KiB of them in one line with its CR, then refused. */
+static void
+test_chunk_ext_limit(void **state)
+{
+	char in[8192], body[64];
+	size_t used, n;
+	const char *err;
+
+	n = (size_t)snprintf(in, sizeof(in), "5;a=");
+	memset(in + n, 'b', 4096 - 4);
+	n += 4096 - 4;
+	n += (size_t)snprintf(in + n, sizeof(in) - n, "\r\nhello\r\n0\r\n\r\n");
+	assert_int_equal(decode(in, n, 100, 4096, body, &used, &err), CH_OK);
+	n = (size_t)snprintf(in, sizeof(in), "5;a=");
+	memset(in + n, 'b', 4096 - 3);
+	n += 4096 - 3;
+	n += (size_t)snprintf(in + n, sizeof(in) - n, "\r\nhello\r\n0\r\n\r\n");
+	assert_int_equal(decode(in, n, 100, 4096, body, &used, &err), CH_BAD);
+	assert_string_equal(err, "chunk extensions over 4 KiB");
+}
+
 /* A step that ends inside data consumes exactly the data it reports. */
 static void
 test_chunked_pieces(void **state)
@@ -375,6 +484,8 @@ main(void)
 		cmocka_unit_test(test_head_limits),
 		cmocka_unit_test(test_chunked),
 		cmocka_unit_test(test_chunked_pieces),
+		cmocka_unit_test(test_chunk_lines),
+		cmocka_unit_test(test_chunk_ext_limit),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);
