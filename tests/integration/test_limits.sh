@@ -167,6 +167,15 @@ read -r -t 3 -u "$fd" why
 tap_check "Transfer-Encoding with Content-Length is 400" \
     "HTTP/1.1 400 Bad Request|both Transfer-Encoding and Content-Length" "$line|${why%$'\r'}"
 exec {fd}>&-
+# A chunk size with a space inside ("39 6": 0x39 to kakikomi before, an
+# invalid byte to Go) is refused, not guessed at.
+exec {fd}<>"/dev/tcp/127.0.0.1/$KK"
+{ req_head 0 | sed '/^Content-Length/d; /^\r$/d'; printf 'Transfer-Encoding: chunked\r\n\r\n39 6\r\n'; } >&"$fd"
+line=$(status_line "$fd" 3); skip_head "$fd"
+read -r -t 3 -u "$fd" why
+tap_check "chunk size '39 6' is 400" \
+    "HTTP/1.1 400 Bad Request|malformed chunk size line (expected ';' or CRLF)" "$line|${why%$'\r'}"
+exec {fd}>&-
 
 # 8. keep-alive: two requests on one connection, then closed after idle_timeout.
 exec {fd}<>"/dev/tcp/127.0.0.1/$KK"
