@@ -757,7 +757,7 @@ test_min_body_rate(void **state)
 
 	/* A body at the rate passes: 300 bytes buy 300 ms past the grace. */
 	fd = glue_connect(&g);
-	send_all(fd, "POST / HTTP/1.1\r\nContent-Length: 600\r\n\r\n", 42);
+	send_all(fd, "POST / HTTP/1.1\r\nContent-Length: 600\r\n\r\n", 40);
 	for (int i = 0; i < 6; i++) {
 		static const char hundred[100];
 
