@@ -1009,6 +1009,8 @@ static const struct field limits_fields[] = {
 	    offsetof(struct limits_conf, max_decoded_bytes), 0 },
 	{ "max_inflight_bytes", parse_size,
 	    offsetof(struct limits_conf, max_inflight_bytes), 0 },
+	{ "max_inflight_bytes_per_site", parse_size,
+	    offsetof(struct limits_conf, max_inflight_bytes_per_site), 0 },
 	{ "max_connections", parse_count,
 	    offsetof(struct limits_conf, max_connections), 0 },
 	{ "max_requests", parse_count,
@@ -1019,13 +1021,44 @@ static const struct field limits_fields[] = {
 	    offsetof(struct limits_conf, body_timeout_ms), 0 },
 	{ "idle_timeout", parse_timeout,
 	    offsetof(struct limits_conf, idle_timeout_ms), 0 },
+	{ "min_body_rate", parse_size,
+	    offsetof(struct limits_conf, min_body_rate), 0 },
+	{ "body_rate_grace", parse_timeout,
+	    offsetof(struct limits_conf, body_rate_grace_ms), 0 },
 };
+
+/* The key node named `key` in mapping `map`, or `map` itself. */
+static const yaml_node_t *
+map_key(struct ctx *c, const yaml_node_t *map, const char *key)
+{
+	const yaml_node_pair_t	*pair;
+	const yaml_node_t	*k;
+
+	if (map->type != YAML_MAPPING_NODE)
+		return map;
+	for (pair = map->data.mapping.pairs.start;
+	    pair < map->data.mapping.pairs.top; pair++) {
+		k = yaml_document_get_node(c->doc, pair->key);
+		if (k->type == YAML_SCALAR_NODE && strcmp(KEY(k), key) == 0)
+			return k;
+	}
+	return map;
+}
 
 static void
 parse_limits(struct ctx *c, const yaml_node_t *k, const yaml_node_t *v,
     void *dst)
 {
+	struct limits_conf	*l = dst;
+	size_t			 n = c->errs->n;
+
 	walk(c, v, k, "limits", limits_fields, NELEM(limits_fields), dst);
+	if (c->errs->n == n &&
+	    l->max_inflight_bytes_per_site > l->max_inflight_bytes)
+		cerr(c, map_key(c, v, "max_inflight_bytes_per_site"),
+		    "max_inflight_bytes_per_site: %llu is over max_inflight_bytes "
+		    "(%llu)", (unsigned long long)l->max_inflight_bytes_per_site,
+		    (unsigned long long)l->max_inflight_bytes);
 }
 
 static const struct field rate_fields[] = {
@@ -1474,6 +1507,8 @@ config_new(const char *path)
 		.header_timeout_ms = 10 * MS_SECOND,
 		.body_timeout_ms = 60 * MS_SECOND,
 		.idle_timeout_ms = 30 * MS_SECOND,
+		.min_body_rate = 500,
+		.body_rate_grace_ms = 10 * MS_SECOND,
 	};
 	return cfg;
 }
@@ -1486,9 +1521,30 @@ default_string(char **dst, const char *s)
 	return 0;
 }
 
+/*
+ * A site's default share of the in-flight bytes: a quarter of the whole, so
+ * one site slow or hostile leaves three quarters to the others, but room for
+ * at least one body of max_body_bytes (else that site's largest writes would
+ * be refused forever).
+ */
+static void
+default_site_share(struct limits_conf *l)
+{
+	uint64_t	share = l->max_inflight_bytes / 4;
+
+	if (l->max_inflight_bytes_per_site != 0)
+		return;
+	if (share < l->max_body_bytes)
+		share = l->max_body_bytes;
+	if (share > l->max_inflight_bytes)
+		share = l->max_inflight_bytes;
+	l->max_inflight_bytes_per_site = share;
+}
+
 static int
 config_finish(struct config *cfg)
 {
+	default_site_share(&cfg->limits);
 	if (default_string(&cfg->listen, "0.0.0.0:8080") == -1 ||
 	    default_string(&cfg->metrics_listen, "0.0.0.0:9464") == -1 ||
 	    default_string(&cfg->log_level, "info") == -1 ||

@@ -57,11 +57,14 @@ struct limits_conf {
 	uint64_t	max_body_bytes;		/* default 16MiB */
 	uint64_t	max_decoded_bytes;	/* default 32MiB */
 	uint64_t	max_inflight_bytes;	/* default 256MiB */
+	uint64_t	max_inflight_bytes_per_site;	/* default max(a quarter, max_body_bytes) */
 	uint64_t	max_requests;		/* concurrent requests, default 256 */
 	uint64_t	max_connections;	/* client connections, all workers; default 4096 */
 	uint64_t	header_timeout_ms;	/* accept or first byte -> head complete; default 10s */
 	uint64_t	body_timeout_ms;	/* head -> body complete; default 60s */
 	uint64_t	idle_timeout_ms;	/* keep-alive idle between requests; default 30s */
+	uint64_t	min_body_rate;		/* bytes/s a body averages after the grace; default 500 */
+	uint64_t	body_rate_grace_ms;	/* before min_body_rate applies; default 10s */
 };
 
 struct config {

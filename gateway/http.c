@@ -23,7 +23,8 @@
 #define CHUNK_LINE_MAX	4096		/* chunk extensions, and each trailer line */
 #define TRAILER_MAX	(16 * 1024)	/* the whole trailer section */
 #define LINGER_MS	2000		/* reading and discarding after a closing answer */
-#define BODY_BUF_MIN	4096		/* first allocation of a chunked body */
+#define BODY_BUF_MIN	4096		/* first allocation of a body */
+#define BODY_RECHECK_MS	100		/* least wait between two min_body_rate checks */
 
 /* ---- pure core: request head -------------------------------------------- */
 
@@ -253,8 +254,11 @@ http_head_find(const struct http_head *h, const char *name)
 
 /* ---- pure core: chunked body -------------------------------------------- */
 
+/* The chunk-size line's states come first: chunk_byte() splits on CH_SIZE_LF. */
 enum {
-	CH_SIZE_START, CH_SIZE, CH_EXT, CH_SIZE_LF, CH_DATA, CH_DATA_CR, CH_DATA_LF,
+	CH_SIZE_START, CH_SIZE, CH_EXT_END, CH_EXT_WS, CH_EXT_NAME0, CH_EXT_NAME,
+	CH_EXT_NAME_WS, CH_EXT_VAL0, CH_EXT_TOKEN, CH_EXT_QUOTED, CH_EXT_QPAIR, CH_SIZE_LF,
+	CH_DATA, CH_DATA_CR, CH_DATA_LF,
 	CH_TRAILER, CH_TRAILER_LINE, CH_TRAILER_LF, CH_END_LF, CH_DONE
 };
 
@@ -281,9 +285,9 @@ hexval(unsigned char ch)
 static int
 chunk_start(struct http_chunked *c, const char **errstr)
 {
+	c->linelen = 0;
 	if (c->size == 0) {
 		c->state = CH_TRAILER;
-		c->linelen = 0;
 		return 0;
 	}
 	if (c->size > c->max_total - c->total) {
@@ -296,35 +300,115 @@ chunk_start(struct http_chunked *c, const char **errstr)
 	return 0;
 }
 
-/* A byte of a chunk-size line: hex size, extensions, CRLF. */
+static int
+is_ws(unsigned char ch)
+{
+	return ch == ' ' || ch == '\t';
+}
+
+/*
+ * After the size, an extension name or value: BWS then ";" (the next
+ * extension), "=" after a name, or the CR ending the line (never after BWS).
+ */
+static int
+ext_after(struct http_chunked *c, unsigned char ch, int named)
+{
+	int ws = c->state == CH_EXT_WS || c->state == CH_EXT_NAME_WS;
+
+	if (is_ws(ch))
+		c->state = named ? CH_EXT_NAME_WS : CH_EXT_WS;
+	else if (ch == ';')
+		c->state = CH_EXT_NAME0;
+	else if (ch == '=' && named)
+		c->state = CH_EXT_VAL0;
+	else if (ch == '\r' && !ws)
+		c->state = CH_SIZE_LF;
+	else
+		return -1;
+	return 0;
+}
+
+/*
+ * RFC 9112 7.1.1: chunk-ext = *( BWS ";" BWS name [ BWS "=" BWS value ] ),
+ * name = token, value = token / quoted-string.  Extensions are read and
+ * dropped; only their syntax matters.
+ */
+static int
+ext_byte(struct http_chunked *c, unsigned char ch)
+{
+	switch (c->state) {
+	case CH_EXT_NAME0:
+	case CH_EXT_VAL0:
+		if (is_ws(ch))
+			return 0;
+		if (c->state == CH_EXT_VAL0 && ch == '"')
+			c->state = CH_EXT_QUOTED;
+		else if (is_tchar(ch))
+			c->state = c->state == CH_EXT_NAME0 ? CH_EXT_NAME : CH_EXT_TOKEN;
+		else
+			return -1;
+		return 0;
+	case CH_EXT_NAME:
+	case CH_EXT_TOKEN:
+		return is_tchar(ch) ? 0 : ext_after(c, ch, c->state == CH_EXT_NAME);
+	case CH_EXT_NAME_WS:
+		return ext_after(c, ch, 1);
+	case CH_EXT_QUOTED:	/* qdtext or quoted-pair, up to the closing quote */
+		if (ch == '"')
+			c->state = CH_EXT_END;
+		else if (ch == '\\')
+			c->state = CH_EXT_QPAIR;
+		return is_vchar(ch) ? 0 : -1;
+	case CH_EXT_QPAIR:
+		c->state = CH_EXT_QUOTED;
+		return is_vchar(ch) ? 0 : -1;
+	default:		/* CH_EXT_END, CH_EXT_WS */
+		return ext_after(c, ch, 0);
+	}
+}
+
+/*
+ * A byte of a chunk-size line: chunk-size = 1*HEXDIG (at most 16 digits, so
+ * it cannot overflow), then extensions, then CRLF.  Anything else is refused:
+ * a sign, "0x", whitespace not followed by ";", an empty size, a bare LF.
+ */
 static int
 size_byte(struct http_chunked *c, unsigned char ch, const char **errstr)
 {
 	int v = hexval(ch);
 
 	if ((c->state == CH_SIZE_START || c->state == CH_SIZE) && v >= 0) {
-		if (c->size > (UINT64_MAX >> 4)) {
-			*errstr = "chunk size overflows";
+		if (++c->linelen > 16) {
+			*errstr = "chunk size over 16 hex digits";
 			return -1;
 		}
 		c->size = (c->size << 4) | (uint64_t)v;
 		c->state = CH_SIZE;
 		return 0;
 	}
-	if (c->state == CH_SIZE_LF)
-		return ch == '\n' ? chunk_start(c, errstr) : -1;
-	if (c->state == CH_SIZE_START)
+	if (c->state == CH_SIZE_START) {
+		*errstr = "chunk size is not hex digits";
 		return -1;
-	if (ch == '\r') {
-		c->state = CH_SIZE_LF;
-		return 0;
 	}
-	if (c->state == CH_SIZE && ch != ';' && ch != ' ' && ch != '\t')
+	if (ch == '\n' || c->state == CH_SIZE_LF) {
+		if (ch == '\n' && c->state == CH_SIZE_LF)
+			return chunk_start(c, errstr);
+		*errstr = "chunk size line not ended by CRLF";
 		return -1;
-	if (c->state == CH_SIZE)
+	}
+	if (c->state == CH_SIZE) {
+		c->state = CH_EXT_END;
 		c->linelen = 0;
-	c->state = CH_EXT;
-	return is_vchar(ch) && ++c->linelen <= CHUNK_LINE_MAX ? 0 : -1;
+	}
+	if (++c->linelen > CHUNK_LINE_MAX) {
+		*errstr = "chunk extensions over 4 KiB";
+		return -1;
+	}
+	if (ext_byte(c, ch) == 0)
+		return 0;
+	*errstr = c->state == CH_EXT_END || c->state == CH_EXT_WS ?
+	    "malformed chunk size line (expected ';' or CRLF)" : "malformed chunk extension";
+	return -1;
 }
 
 /* A byte after chunk data: its CRLF, the trailer section, the final CRLF. */
@@ -340,6 +424,7 @@ tail_byte(struct http_chunked *c, unsigned char ch, const char **errstr)
 		}
 		c->state = c->state == CH_DATA_CR ? CH_DATA_LF : CH_SIZE_START;
 		c->size = 0;
+		c->linelen = 0;
 		return 0;
 	case CH_TRAILER:
 	case CH_TRAILER_LINE:
@@ -418,6 +503,7 @@ struct http_conn {
 	enum conn_state		 state;
 	struct http_request	*req;	/* being read or pending, else NULL */
 	size_t			 scan;	/* head bytes searched for the blank line */
+	uint64_t		 body_t0;/* ms, monotonic: the body began */
 	int			 close;	/* close after the answer being written */
 };
 
@@ -526,6 +612,62 @@ conn_gone(struct http_conn *c)
 	conn_free(c);
 }
 
+static uint64_t
+now_ms(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/*
+ * When the body being read is late: body_timeout after it began, or earlier
+ * once it averages under min_body_rate, as with Apache mod_reqtimeout's
+ * MinRate: the grace, then 1/rate s more for each byte received.  *slow says
+ * which deadline it is.
+ */
+static uint64_t
+body_due(const struct http_conn *c, int *slow)
+{
+	uint64_t hard = c->body_t0 + c->lim.body_timeout_ms, due;
+
+	*slow = 0;
+	if (c->lim.min_body_rate == 0)
+		return hard;
+	due = c->body_t0 + c->lim.body_rate_grace_ms +
+	    (uint64_t)c->req->len * 1000 / c->lim.min_body_rate;
+	*slow = due < hard;
+	return *slow ? due : hard;
+}
+
+/*
+ * The connection's one timer checks the body's deadlines: it fires at the
+ * earlier one and, when bytes arrived meanwhile, is set again for the new
+ * one.  No timer is touched per read.
+ */
+static void
+body_watch(struct http_conn *c)
+{
+	char reason[120];
+	uint64_t due, now = now_ms();
+	int slow;
+
+	due = body_due(c, &slow);
+	if (now < due) {
+		conn_deadline(c, due - now > BODY_RECHECK_MS ? due - now : BODY_RECHECK_MS);
+		return;
+	}
+	if (!slow) {
+		conn_fail(c, 408, "request body not complete within body_timeout");
+		return;
+	}
+	snprintf(reason, sizeof(reason), "request body slower than min_body_rate "
+	    "(%llu bytes/s): %zu bytes in %llu ms", (unsigned long long)c->lim.min_body_rate,
+	    c->req->len, (unsigned long long)(now - c->body_t0));
+	conn_fail(c, 408, reason);
+}
+
 static void
 body_complete(struct http_conn *c)
 {
@@ -538,24 +680,41 @@ body_complete(struct http_conn *c)
 	hs->hooks.body(c->req, hs->arg);
 }
 
-static int
-body_append(struct http_request *req, const char *p, size_t n)
+size_t
+http_body_cap(size_t cap, size_t need, size_t max)
 {
-	if (n > req->cap - req->len) {
-		size_t cap = req->cap ? req->cap : BODY_BUF_MIN;
-		uint8_t *nb;
+	if (cap == 0)
+		cap = BODY_BUF_MIN;
+	while (cap < need && cap <= SIZE_MAX / 2)
+		cap *= 2;
+	if (cap < need)
+		cap = need;
+	return cap > max && max >= need ? max : cap;
+}
 
-		while (cap - req->len < n)
-			cap = cap > SIZE_MAX / 2 ? SIZE_MAX : cap * 2;
-		if (cap > req->limit && req->limit >= req->len + n)
-			cap = (size_t)req->limit;
-		if ((nb = realloc(req->body, cap)) == NULL)
-			return -1;
-		req->body = nb;
-		req->cap = cap;
+/*
+ * n more body bytes are about to be taken: the owner's say first (it reserves
+ * them, or answers and refuses), then room for them, never past `max`.
+ */
+static int
+body_room(struct http_conn *c, size_t n, size_t max)
+{
+	struct http_request *req = c->req;
+	struct http_server *hs = c->hs;
+	size_t cap;
+	uint8_t *nb;
+
+	if (hs->hooks.more(req, req->len + n, hs->arg) != 0)
+		return -1;	/* answered */
+	if (n <= req->cap - req->len)
+		return 0;
+	cap = http_body_cap(req->cap, req->len + n, max);
+	if ((nb = realloc(req->body, cap)) == NULL) {
+		conn_fail(c, 503, "out of memory");
+		return -1;
 	}
-	memcpy(req->body + req->len, p, n);
-	req->len += n;
+	req->body = nb;
+	req->cap = cap;
 	return 0;
 }
 
@@ -568,11 +727,15 @@ read_length_body(struct http_conn *c, struct evbuffer *in)
 
 	if (n > want)
 		n = want;
-	if (n > 0 && evbuffer_remove(in, req->body + req->len, n) != (int)n) {
-		conn_fail(c, 503, "out of memory");
-		return;
+	if (n > 0) {
+		if (body_room(c, n, (size_t)req->head.content_length) != 0)
+			return;
+		if (evbuffer_remove(in, req->body + req->len, n) != (int)n) {
+			conn_fail(c, 503, "out of memory");
+			return;
+		}
+		req->len += n;
 	}
-	req->len += n;
 	if (req->len == req->head.content_length)
 		body_complete(c);
 }
@@ -581,14 +744,12 @@ read_length_body(struct http_conn *c, struct evbuffer *in)
 static int
 chunk_take(struct http_conn *c, const char *p, size_t n)
 {
-	struct http_server *hs = c->hs;
+	struct http_request *req = c->req;
 
-	if (hs->hooks.more(c->req, c->req->len + n, hs->arg) != 0)
-		return -1;	/* answered */
-	if (body_append(c->req, p, n) != 0) {
-		conn_fail(c, 503, "out of memory");
+	if (body_room(c, n, (size_t)req->limit) != 0)
 		return -1;
-	}
+	memcpy(req->body + req->len, p, n);
+	req->len += n;
 	return 0;
 }
 
@@ -642,19 +803,18 @@ body_start(struct http_conn *c)
 		conn_fail(c, 413, "body over max_body_bytes");
 		return;
 	}
+	/* Nothing is allocated or reserved from Content-Length: bytes are
+	 * when they arrive (body_room). */
 	if (h->chunked)
 		http_chunked_init(&req->chunks, req->limit);
-	else if (h->content_length > 0 &&
-	    (req->body = malloc((size_t)h->content_length)) == NULL) {
-		conn_fail(c, 503, "out of memory");
-		return;
-	}
 	if (h->expect_continue && h->minor >= 1 &&
 	    (h->chunked || h->content_length > 0))
 		evbuffer_add(bufferevent_get_output(c->bev), "HTTP/1.1 100 Continue\r\n\r\n", 25);
 	c->state = C_BODY;
-	conn_deadline(c, c->lim.body_timeout_ms);
-	read_body(c);
+	c->body_t0 = now_ms();
+	body_watch(c);
+	if (c->state == C_BODY)
+		read_body(c);
 }
 
 /* Ends the view with a NUL inside the request's own copy of its head. */
@@ -825,7 +985,7 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
 		}
 		break;
 	case C_BODY:
-		conn_fail(c, 408, "request body not complete within body_timeout");
+		body_watch(c);
 		return;
 	case C_IDLE:
 	case C_PENDING:

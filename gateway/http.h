@@ -14,8 +14,10 @@
  *                  is never read; the connection closes after the answer) or
  *                  admits the request: then "100 Continue" is sent if asked and
  *                  the body is read, bounded by http_request_set_body_limit().
- *   more(req, n)   a chunked body grew to n bytes; the hook may refuse by
- *                  answering with http_reply() and returning -1.
+ *   more(req, n)   the body is about to grow to n bytes (Content-Length or
+ *                  chunked: called as bytes arrive, never from the declared
+ *                  length).  The hook reserves them, or refuses by answering
+ *                  with http_reply() and returning -1.
  *   body(req)      the whole body is in (http_request_body()).  The owner
  *                  answers later, from the same thread, with http_reply().
  *   fail(req, st, reason)  the request could not be read: malformed head or
@@ -27,8 +29,12 @@
  * A request stays valid after its client disconnected, until it is answered.
  * Deadlines: header_timeout from accept or the first byte of a request until
  * the head is complete (then 408), body_timeout from the head until the body is
- * complete (408), idle_timeout between requests on a kept-alive connection
- * (closed silently).  Reading stops while a request is pending (no pipelining).
+ * complete (408), min_body_rate after body_rate_grace (408 as soon as the body
+ * averages fewer bytes per second), idle_timeout between requests on a
+ * kept-alive connection (closed silently).  Reading stops while a request is
+ * pending (no pipelining).  The body buffer grows as bytes arrive (doubling,
+ * capped at Content-Length or the body limit), so a declared length costs
+ * nothing until it is sent.
  */
 #ifndef KAKIKOMI_HTTP_H
 #define KAKIKOMI_HTTP_H
@@ -96,6 +102,13 @@ void	http_chunked_init(struct http_chunked *c, uint64_t max_total);
 ssize_t	http_chunked_step(struct http_chunked *c, const char *buf, size_t len,
 	    const char **data, size_t *datalen, const char **errstr);
 
+/*
+ * The capacity a body buffer of `cap` bytes grows to so that it holds `need`:
+ * doubling from 4 KiB (n bytes cost fewer than 2n bytes of copies), never past
+ * `max` when max >= need.
+ */
+size_t	http_body_cap(size_t cap, size_t need, size_t max);
+
 /* ---- connection glue ---------------------------------------------------- */
 
 struct event_base;
@@ -108,6 +121,8 @@ struct http_limits {
 	uint64_t	header_timeout_ms;
 	uint64_t	body_timeout_ms;
 	uint64_t	idle_timeout_ms;
+	uint64_t	min_body_rate;		/* bytes/s; 0: only body_timeout */
+	uint64_t	body_rate_grace_ms;	/* before min_body_rate applies */
 };
 
 struct http_hooks {
@@ -147,7 +162,7 @@ const char		*http_request_header(const struct http_request *req, const char *nam
 void			 http_request_set_data(struct http_request *req, void *data);
 void			*http_request_data(const struct http_request *req);
 /* Caps the body; default 0 (any body is 413).  Chunked bodies are checked as
- * they arrive, a Content-Length before reading. */
+ * they arrive, a Content-Length before reading (413 from the head alone). */
 void			 http_request_set_body_limit(struct http_request *req, uint64_t max);
 /* The body read so far: contiguous, owned by the request. */
 const uint8_t		*http_request_body(const struct http_request *req, size_t *len);

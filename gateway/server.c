@@ -28,6 +28,7 @@
 #define RETRY_AFTER_OVERLOAD	"1"
 #define RETRY_AFTER_NO_KEYS	"10"
 #define RETRY_AFTER_KID		"1"
+#define RETRY_AFTER_SITE_SHARE	"5"	/* the site's own requests hold its share */
 #define MAX_FIELDS		6	/* answer header lines besides http.c's own */
 
 struct worker {
@@ -45,6 +46,18 @@ struct worker {
 	unsigned long		 cfg_gen;
 };
 
+/*
+ * One site's in-flight body bytes.  Keyed by site name, not by a snapshot's
+ * site, so a request admitted before a reload releases into the entry the
+ * requests after it reserve from.  Entries live as long as the server (one per
+ * site name ever configured); requests hold a pointer and count with atomics.
+ */
+struct site_share {
+	struct site_share	*next;
+	size_t			 bytes;		/* atomic */
+	char			 name[];
+};
+
 struct server {
 	pthread_mutex_t	 cfg_lock;
 	struct config	*cfg;
@@ -57,6 +70,8 @@ struct server {
 	size_t		 inflight;	/* atomic */
 	size_t		 inflight_bytes;/* atomic */
 	size_t		 conns;		/* atomic: client connections, every worker */
+	pthread_mutex_t	 share_lock;	/* taken once per request, to find its share */
+	struct site_share *shares;
 };
 
 /* One write request from head to answer. */
@@ -68,8 +83,9 @@ struct wreq {
 	enum signal		 signal;
 	const struct site	*site;
 	char			 identity[320];
-	size_t			 body_len;	/* reserved in srv->inflight_bytes */
+	size_t			 body_len;	/* reserved in inflight_bytes and share */
 	int			 counted;	/* in srv->inflight */
+	struct site_share	*share;		/* the site's, once access passed */
 	struct http_field	 fields[MAX_FIELDS];
 	size_t			 nfields;
 	struct timespec		 start;
@@ -248,11 +264,33 @@ reserve(size_t *counter, size_t n, uint64_t max)
 	return 0;
 }
 
+/* The request's slot and bytes go back; called once, from wreq_finish(). */
 static void
-inflight_release(struct server *srv, size_t bytes)
+inflight_release(struct server *srv, struct wreq *r)
 {
+	if (r->share != NULL)
+		__atomic_sub_fetch(&r->share->bytes, r->body_len, __ATOMIC_RELAXED);
 	inflight_gauges(__atomic_sub_fetch(&srv->inflight, 1, __ATOMIC_RELAXED),
-	    __atomic_sub_fetch(&srv->inflight_bytes, bytes, __ATOMIC_RELAXED));
+	    __atomic_sub_fetch(&srv->inflight_bytes, r->body_len, __ATOMIC_RELAXED));
+}
+
+/* The share of `site`, made on first use; NULL when out of memory. */
+static struct site_share *
+site_share(struct server *srv, const char *site)
+{
+	struct site_share *s;
+	size_t len = strlen(site);
+
+	pthread_mutex_lock(&srv->share_lock);
+	for (s = srv->shares; s != NULL && strcmp(s->name, site) != 0; s = s->next)
+		;
+	if (s == NULL && (s = calloc(1, sizeof(*s) + len + 1)) != NULL) {
+		memcpy(s->name, site, len + 1);
+		s->next = srv->shares;
+		srv->shares = s;
+	}
+	pthread_mutex_unlock(&srv->share_lock);
+	return s;
 }
 
 /* The one exit of every request: answer, log, count, free. */
@@ -271,7 +309,7 @@ wreq_finish(struct wreq *r, int status, const char *reason, const char *retry_af
 	if (r->routed)
 		count_request(r, status);
 	if (r->counted)
-		inflight_release(r->w->srv, r->body_len);
+		inflight_release(r->w->srv, r);
 	payload_result_free(&r->payload);
 	config_unref(r->cfg);
 	free(r);
@@ -455,32 +493,34 @@ wreq_overloaded(struct wreq *r)
 }
 
 /*
- * Global caps, before a byte of the body is read: refuse at once (the sender
- * retries 503) rather than queue.  A Content-Length body is reserved whole
- * here; a chunked one as it grows (more_cb).
+ * The global request cap, before a byte of the body is read: refuse at once
+ * (the sender retries 503) rather than queue.  Body bytes are reserved as they
+ * arrive (more_cb), never from Content-Length: a declared length costs nothing
+ * until it is sent.
  */
 static int
 wreq_admit(struct wreq *r)
 {
 	struct server *srv = r->w->srv;
-	const struct limits_conf *lim = &r->cfg->limits;
-	const struct http_head *h = http_request_head(r->req);
-	size_t len = h->has_length ? (size_t)h->content_length : 0;
 
-	if (reserve(&srv->inflight, 1, lim->max_requests) != 0) {
-		wreq_overloaded(r);
-		return -1;
-	}
-	if (reserve(&srv->inflight_bytes, len, lim->max_inflight_bytes) != 0) {
-		__atomic_sub_fetch(&srv->inflight, 1, __ATOMIC_RELAXED);
+	if (reserve(&srv->inflight, 1, r->cfg->limits.max_requests) != 0) {
 		wreq_overloaded(r);
 		return -1;
 	}
 	r->counted = 1;
-	r->body_len = len;
 	inflight_gauges(server_inflight(srv),
 	    __atomic_load_n(&srv->inflight_bytes, __ATOMIC_RELAXED));
 	return 0;
+}
+
+/* The site is known: the share its body bytes are reserved from. */
+static int
+wreq_share(struct wreq *r)
+{
+	if ((r->share = site_share(r->w->srv, r->site->name)) != NULL)
+		return 0;
+	wreq_finish(r, 503, "out of memory", RETRY_AFTER_OVERLOAD);
+	return -1;
 }
 
 /* 413 from Content-Length alone: the body is never read. */
@@ -549,7 +589,7 @@ head_cb(struct http_request *req, void *arg)
 	struct wreq *r = wreq_new(arg, req);
 
 	if (r == NULL || wreq_route(r) != 0 || wreq_size(r) != 0 ||
-	    wreq_admit(r) != 0 || wreq_access(r) != 0)
+	    wreq_admit(r) != 0 || wreq_access(r) != 0 || wreq_share(r) != 0)
 		return;
 	if (r->cfg->nupstreams[r->signal] == 0) {
 		wreq_finish(r, 404, "no upstream is configured for this signal", NULL);
@@ -558,16 +598,38 @@ head_cb(struct http_request *req, void *arg)
 	http_request_set_body_limit(req, r->cfg->limits.max_body_bytes);
 }
 
-/* A chunked body grew: reserve the new bytes. */
+/* A site over its share: only that site is refused. */
+static void
+wreq_over_share(struct wreq *r)
+{
+	char reason[300];
+
+	snprintf(reason, sizeof(reason), "overloaded: site %s holds its whole share of "
+	    "in-flight body bytes (max_inflight_bytes_per_site %llu), retry later",
+	    r->site->name, (unsigned long long)r->cfg->limits.max_inflight_bytes_per_site);
+	count_refusal(r, "site_share");
+	wreq_finish(r, 503, reason, RETRY_AFTER_SITE_SHARE);
+}
+
+/*
+ * The body grows (Content-Length or chunked): the new bytes are reserved
+ * against the global cap, then the site's share.  Two atomic additions.
+ */
 static int
 more_cb(struct http_request *req, size_t total, void *arg)
 {
 	struct wreq *r = http_request_data(req);
 	struct server *srv = r->w->srv;
+	const struct limits_conf *lim = &r->cfg->limits;
+	size_t n = total - r->body_len;
 
-	if (reserve(&srv->inflight_bytes, total - r->body_len,
-	    r->cfg->limits.max_inflight_bytes) != 0) {
+	if (reserve(&srv->inflight_bytes, n, lim->max_inflight_bytes) != 0) {
 		wreq_overloaded(r);
+		return -1;
+	}
+	if (reserve(&r->share->bytes, n, lim->max_inflight_bytes_per_site) != 0) {
+		__atomic_sub_fetch(&srv->inflight_bytes, n, __ATOMIC_RELAXED);
+		wreq_over_share(r);
 		return -1;
 	}
 	r->body_len = total;
@@ -611,6 +673,8 @@ limits_cb(void *arg, struct http_limits *out)
 	out->header_timeout_ms = cfg->limits.header_timeout_ms;
 	out->body_timeout_ms = cfg->limits.body_timeout_ms;
 	out->idle_timeout_ms = cfg->limits.idle_timeout_ms;
+	out->min_body_rate = cfg->limits.min_body_rate;
+	out->body_rate_grace_ms = cfg->limits.body_rate_grace_ms;
 	config_unref(cfg);
 }
 
@@ -699,6 +763,7 @@ server_new(struct config *cfg, struct jwks *jwks, struct access *access)
 	if (srv == NULL)
 		return NULL;
 	pthread_mutex_init(&srv->cfg_lock, NULL);
+	pthread_mutex_init(&srv->share_lock, NULL);
 	srv->cfg = config_ref(cfg);
 	srv->cfg_gen = 1;	/* workers start at 0: they take it on first use */
 	srv->jwks = jwks;
@@ -787,6 +852,8 @@ server_stop(struct server *srv)
 void
 server_free(struct server *srv)
 {
+	struct site_share *share;
+
 	if (srv == NULL)
 		return;
 	server_stop(srv);
@@ -794,5 +861,10 @@ server_free(struct server *srv)
 		worker_free(&srv->workers[i]);
 	config_unref(srv->cfg);
 	pthread_mutex_destroy(&srv->cfg_lock);
+	while ((share = srv->shares) != NULL) {
+		srv->shares = share->next;
+		free(share);
+	}
+	pthread_mutex_destroy(&srv->share_lock);
 	free(srv);
 }

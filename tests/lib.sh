@@ -304,3 +304,41 @@ remote_write:
     queue_config: { batch_send_deadline: 1s, min_backoff: 100ms, max_backoff: 1s }
 YML
 }
+
+# ---- raw connections ----------------------------------------------------------
+# raw_head LENGTH TOKEN [EXTRA_LINE]: a remote write request head.
+raw_head() {
+	printf 'POST /api/v1/write HTTP/1.1\r\nHost: x\r\nContent-Type: application/x-protobuf\r\n'
+	printf 'Content-Encoding: snappy\r\nCf-Access-Jwt-Assertion: %s\r\nContent-Length: %s\r\n' \
+	    "$2" "$1"
+	[ -z "${3:-}" ] || printf '%s\r\n' "$3"
+	printf '\r\n'
+}
+# status_line FD [SECONDS]: the status line read from FD ("" on EOF or timeout).
+status_line() {
+	local line=""
+	read -r -t "${2:-5}" -u "$1" line
+	printf '%s' "${line%$'\r'}"
+}
+# skip_head FD: reads the rest of an answer head (through the blank line).
+skip_head() {
+	local line
+	while read -r -t 5 -u "$1" line && [ -n "${line%$'\r'}" ]; do :; done
+}
+# ms_since START: milliseconds since START (an $EPOCHREALTIME value).
+ms_since() {
+	local now=$EPOCHREALTIME
+	echo $(( (${now/./} - ${1/./}) / 1000 ))
+}
+# metric MPORT NAME: the value of an unlabelled kakikomi metric.
+metric() {
+	curl -s "http://127.0.0.1:$1/metrics" | awk -v n="$2" '$1 == n {print $2}'
+}
+# wait_metric MPORT NAME VALUE [SECONDS]: until the metric has VALUE.
+wait_metric() {
+	local deadline=$((SECONDS + ${4:-10}))
+	until [ "$(metric "$1" "$2")" = "$3" ]; do
+		[ "$SECONDS" -lt "$deadline" ] || return 1
+		sleep 0.05
+	done
+}
