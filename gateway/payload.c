@@ -166,14 +166,12 @@ outcome(struct payload_result *res, int rc, const char *reason,
 	case LABELS_PASS:
 	case LABELS_REWRITE:
 		break;
+	/* Checkers own *out on the other outcomes (loki.h, promrw.h). */
 	case LABELS_REJECT:
-		pb_buf_free(out);
 		return refuse(res, 403, "label", "%s", reason);
 	case LABELS_MALFORMED:
-		pb_buf_free(out);
 		return refuse(res, 400, "malformed", "%s", reason);
 	default:
-		pb_buf_free(out);
 		return refuse(res, 503, "internal", "out of memory rewriting");
 	}
 	if (out->data == NULL)
