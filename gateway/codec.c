@@ -80,14 +80,6 @@ codec_snappy_encode(const uint8_t *in, size_t len, uint8_t **out,
 	return CODEC_OK;
 }
 
-/* RFC 1950 header: CM 8, window <= 32K, FCHECK makes it a multiple of 31. */
-static int
-codec_is_zlib(const uint8_t *in, size_t len)
-{
-	return len >= 2 && (in[0] & 0x0f) == 8 && (in[0] >> 4) <= 7 &&
-	    ((unsigned)in[0] << 8 | in[1]) % 31 == 0;
-}
-
 struct inflater {
 	z_stream	 zs;
 	const uint8_t	*in;		/* input not yet handed to zlib */
@@ -209,10 +201,12 @@ codec_inflate(enum codec_zkind kind, const uint8_t *in, size_t len,
 	}
 	z.zs.next_out = z.buf;
 	z.zs.avail_out = z.cap < UINT_MAX ? (uInt)z.cap : UINT_MAX;
-	if (kind == CODEC_GZIP)
-		wbits = 16 + MAX_WBITS;
-	else
-		wbits = codec_is_zlib(in, len) ? MAX_WBITS : -MAX_WBITS;
+	/*
+	 * Never guess zlib from the first two bytes: a body can be a valid zlib
+	 * stream and a valid raw stream with different contents, and Loki
+	 * reads only the raw one.
+	 */
+	wbits = kind == CODEC_GZIP ? 16 + MAX_WBITS : -MAX_WBITS;
 	if (inflateInit2(&z.zs, wbits) != Z_OK) {
 		free(z.buf);
 		*errstr = "out of memory inflating";

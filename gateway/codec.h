@@ -22,9 +22,10 @@ enum codec_err {
 };
 
 enum codec_zkind {
-	CODEC_GZIP,		/* RFC 1952, several members allowed */
-	CODEC_DEFLATE		/* RFC 1950 zlib stream, or raw RFC 1951 as Go's
-				   compress/flate (Loki) reads it */
+	CODEC_GZIP,		/* RFC 1952, several members as Go's
+				   compress/gzip reads them */
+	CODEC_DEFLATE		/* raw RFC 1951 only, as Go's compress/flate
+				   (Loki's "deflate") reads it: never zlib */
 };
 
 /* 1 when buf starts with the snappy framing format's stream identifier. */
@@ -41,7 +42,13 @@ int	codec_snappy_decode(const uint8_t *in, size_t len, uint64_t max,
 int	codec_snappy_encode(const uint8_t *in, size_t len, uint8_t **out,
 	    size_t *outlen);
 
-/* Inflates gzip or deflate; more than `max` output bytes is CODEC_TOO_LARGE. */
+/*
+ * Inflates gzip or deflate; more than `max` output bytes is CODEC_TOO_LARGE.
+ * Any byte after the last gzip member or the final deflate block is
+ * malformed (Go's gzip reader refuses it too; its flate reader would ignore
+ * it, and kakikomi forwards the inflated bytes, so refusing never lets the
+ * two readings differ).
+ */
 int	codec_inflate(enum codec_zkind kind, const uint8_t *in, size_t len,
 	    uint64_t max, uint8_t **out, size_t *outlen, const char **errstr);
 

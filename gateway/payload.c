@@ -11,14 +11,17 @@
 
 #include "codec.h"
 #include "loki.h"
+#include "mediatype.h"
 #include "payload.h"
 #include "promrw.h"
 
 #define CT_PROTOBUF	"application/x-protobuf"
 #define CT_JSON		"application/json"
-#define CT_RW2		CT_PROTOBUF ";proto=io.prometheus.write.v2.Request"
+#define CT_RW2		CT_PROTOBUF ";proto=" RW2_PROTO
 #define RW1_PROTO	"prometheus.WriteRequest"
 #define RW2_PROTO	"io.prometheus.write.v2.Request"
+#define RW1_VERSION	"0.1.0"
+#define RW2_VERSION	"2.0.0"
 
 enum encoding { ENC_NONE, ENC_SNAPPY, ENC_GZIP, ENC_DEFLATE, ENC_OTHER };
 
@@ -26,13 +29,13 @@ static int
 refuse(struct payload_result *res, int status, const char *why,
     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
 
-/* Makes the reason one printable line whatever the input put in it. */
+/* Makes the reason one printable ASCII line whatever the input put in it. */
 static void
 oneline(char *s)
 {
 	for (; *s != '\0'; s++)
-		if ((unsigned char)*s < 0x20 || *s == 0x7f)
-			*s = ' ';
+		if ((unsigned char)*s < 0x20 || (unsigned char)*s >= 0x7f)
+			*s = (unsigned char)*s < 0x20 ? ' ' : '?';
 }
 
 static int
@@ -63,99 +66,129 @@ refuse_codec(struct payload_result *res, int err, const char *errstr)
 	}
 }
 
-/* Whitespace-trimmed length of the token [s, s + n). */
-static size_t
-trimmed(const char **s, size_t n)
-{
-	while (n > 0 && (**s == ' ' || **s == '\t')) {
-		(*s)++;
-		n--;
-	}
-	while (n > 0 && ((*s)[n - 1] == ' ' || (*s)[n - 1] == '\t'))
-		n--;
-	return n;
-}
-
-static int
-token_is(const char *s, size_t n, const char *want)
-{
-	n = trimmed(&s, n);
-	return n == strlen(want) && strncasecmp(s, want, n) == 0;
-}
-
-/* 1 when the media type (before any `;`) of header h is `want`. */
-static int
-media_is(const char *h, const char *want)
-{
-	return h != NULL && token_is(h, strcspn(h, ";"), want);
-}
-
 /*
- * The value of parameter `name` in a Content-Type (quotes removed) as a view,
- * or NULL when absent.
+ * The one coding of a Content-Encoding (ENC_OTHER for a coding kakikomi does
+ * not decode), or -1 with res refused when it is not one coding token.
+ * Codings are case-insensitive (RFC 9110 §8.4.1); what goes upstream is
+ * kakikomi's own lower-case name, which Prometheus and Loki compare exactly.
  */
-static const char *
-media_param(const char *h, const char *name, size_t *vlen)
+static int
+encoding_of(const char *h, struct payload_result *res)
 {
-	const char	*p = strchr(h, ';'), *eq;
+	static const char *const names[] = {
+		[ENC_SNAPPY] = "snappy", [ENC_GZIP] = "gzip",
+		[ENC_DEFLATE] = "deflate",
+	};
+	const char	*c, *errstr;
 	size_t		 n;
 
-	while (p != NULL) {
-		p++;
-		n = strcspn(p, ";");
-		if ((eq = memchr(p, '=', n)) != NULL &&
-		    token_is(p, (size_t)(eq - p), name)) {
-			eq++;
-			*vlen = trimmed(&eq, n - (size_t)(eq - p));
-			if (*vlen >= 2 && eq[0] == '"' && eq[*vlen - 1] == '"') {
-				eq++;
-				*vlen -= 2;
-			}
-			return eq;
-		}
-		p = strchr(p, ';');
-	}
-	return NULL;
-}
-
-static enum encoding
-encoding_of(const char *h)
-{
-	if (h == NULL || token_is(h, strlen(h), ""))
+	if (h == NULL)
 		return ENC_NONE;
-	if (token_is(h, strlen(h), "snappy"))
-		return ENC_SNAPPY;
-	if (token_is(h, strlen(h), "gzip"))
-		return ENC_GZIP;
-	if (token_is(h, strlen(h), "deflate"))
-		return ENC_DEFLATE;
+	if (mediatype_coding(h, strlen(h), &c, &n, &errstr) == -1) {
+		refuse(res, 415, "media_type", "Content-Encoding %.64s: %s", h,
+		    errstr);
+		return -1;
+	}
+	if (c == NULL)
+		return ENC_NONE;
+	for (int e = ENC_SNAPPY; e <= ENC_DEFLATE; e++)
+		if (n == strlen(names[e]) && strncasecmp(c, names[e], n) == 0)
+			return e;
 	return ENC_OTHER;
 }
 
-/* Fills res from a checker's outcome; body (decoded) is consumed. */
+/* Parses a present Content-Type; -1 with res refused. */
+static int
+media_of(const char *h, struct mediatype *mt, struct payload_result *res)
+{
+	const char	*errstr;
+
+	if (mediatype_parse(h, strlen(h), mt, &errstr) == -1) {
+		refuse(res, 415, "media_type", "Content-Type %.64s: %s", h,
+		    errstr);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Which remote write message a Content-Type names: 0 for 1.0 (also without
+ * `proto`), 1 for 2.0, -1 refused.  The value is compared exactly, as
+ * Prometheus' parseProtoMsg validates it.
+ */
+static int
+rw_message(const char *ct, struct payload_result *res)
+{
+	struct mediatype		 mt;
+	const struct mediatype_param	*proto;
+
+	if (ct == NULL) {
+		refuse(res, 415, "media_type", "remote write needs Content-Type "
+		    CT_PROTOBUF);
+		return -1;
+	}
+	if (media_of(ct, &mt, res) == -1)
+		return -1;
+	if (!mediatype_is(&mt, "application", "x-protobuf")) {
+		refuse(res, 415, "media_type", "Content-Type %.64s is not "
+		    "supported for remote write; use " CT_PROTOBUF, ct);
+		return -1;
+	}
+	proto = mediatype_param(&mt, "proto");
+	for (size_t i = 0; i < mt.nparams; i++)
+		if (&mt.params[i] != proto) {
+			refuse(res, 415, "media_type", "Content-Type parameter "
+			    "%.*s is not supported for remote write; only proto",
+			    (int)(mt.params[i].nlen > 64 ? 64 : mt.params[i].nlen),
+			    mt.params[i].name);
+			return -1;
+		}
+	if (proto == NULL || mediatype_value_is(proto, RW1_PROTO, 0))
+		return 0;
+	if (mediatype_value_is(proto, RW2_PROTO, 0))
+		return 1;
+	refuse(res, 415, "media_type", "remote write message %.*s is not "
+	    "supported; use " RW1_PROTO " or " RW2_PROTO,
+	    (int)(proto->vlen > 64 ? 64 : proto->vlen), proto->value);
+	return -1;
+}
+
+/*
+ * Fills res from a checker's outcome.  A new body (a rewrite, or a checker's
+ * canonical form of what passed) becomes what is forwarded; without one, the
+ * caller points res->fwd at the bytes it checked.
+ */
 static int
 outcome(struct payload_result *res, int rc, const char *reason,
     struct pb_buf *out, int compress)
 {
 	switch (rc) {
 	case LABELS_PASS:
-		return 0;
+	case LABELS_REWRITE:
+		break;
+	/* Checkers own *out on the other outcomes (loki.h, promrw.h). */
 	case LABELS_REJECT:
 		return refuse(res, 403, "label", "%s", reason);
 	case LABELS_MALFORMED:
 		return refuse(res, 400, "malformed", "%s", reason);
-	case LABELS_NOMEM:
+	default:
 		return refuse(res, 503, "internal", "out of memory rewriting");
 	}
+	if (out->data == NULL)
+		return 0;
 	if (!compress) {
 		res->body = out->data;
 		res->len = out->len;
-		return 0;
+	} else {
+		rc = codec_snappy_encode(out->data, out->len, &res->body,
+		    &res->len);
+		pb_buf_free(out);
+		if (rc != CODEC_OK)
+			return refuse(res, 503, "internal", "out of memory "
+			    "compressing");
 	}
-	rc = codec_snappy_encode(out->data, out->len, &res->body, &res->len);
-	pb_buf_free(out);
-	if (rc != CODEC_OK)
-		return refuse(res, 503, "internal", "out of memory compressing");
+	res->fwd = res->body;
+	res->fwdlen = res->len;
 	return 0;
 }
 
@@ -165,30 +198,23 @@ metrics_check(const char *ct, const char *ce, const uint8_t *body,
 {
 	struct promrw_stats	 st;
 	struct pb_buf		 out;
-	const char		*proto, *errstr;
+	const char		*errstr;
 	uint8_t			*dec;
-	size_t			 plen = 0, declen;
-	int			 v2, rc;
-	enum encoding		 enc = encoding_of(ce);
+	size_t			 declen;
+	int			 v2, rc, enc;
 	char			 reason[sizeof(res->reason)];
 
+	if ((enc = encoding_of(ce, res)) == -1)
+		return res->status;
 	if (enc != ENC_NONE && enc != ENC_SNAPPY)
 		return refuse(res, 415, "media_type", "Content-Encoding %.64s "
 		    "is not supported for remote write; use snappy", ce);
-	if (!media_is(ct, CT_PROTOBUF))
-		return refuse(res, 415, "media_type", "Content-Type %.64s is "
-		    "not supported for remote write; use " CT_PROTOBUF,
-		    ct == NULL ? "(none)" : ct);
-	proto = media_param(ct, "proto", &plen);
-	v2 = proto != NULL && plen == strlen(RW2_PROTO) &&
-	    memcmp(proto, RW2_PROTO, plen) == 0;
-	if (proto != NULL && !v2 && (plen != strlen(RW1_PROTO) ||
-	    memcmp(proto, RW1_PROTO, plen) != 0))
-		return refuse(res, 415, "media_type", "remote write message "
-		    "%.*s is not supported", plen > 64 ? 64 : (int)plen, proto);
+	if ((v2 = rw_message(ct, res)) == -1)
+		return res->status;
 	if ((rc = codec_snappy_decode(body, len, rule->max_decoded, &dec,
 	    &declen, &errstr)) != CODEC_OK)
 		return refuse_codec(res, rc, errstr);
+	memset(&out, 0, sizeof(out));
 	rc = (v2 ? promrw_check_v2 : promrw_check_v1)(dec, declen, rule, &st,
 	    &out, reason, sizeof(reason));
 	free(dec);
@@ -197,7 +223,59 @@ metrics_check(const char *ct, const char *ce, const uint8_t *body,
 	res->rewritten = rc == LABELS_REWRITE ? st.rewritten : 0;
 	res->content_type = v2 ? CT_RW2 : CT_PROTOBUF;
 	res->content_encoding = "snappy";
-	return outcome(res, rc, reason, &out, 1);
+	res->rw_version = v2 ? RW2_VERSION : RW1_VERSION;
+	if ((rc = outcome(res, rc, reason, &out, 1)) == 0 && res->fwd == NULL) {
+		res->fwd = body;
+		res->fwdlen = len;
+	}
+	return rc;
+}
+
+/*
+ * Loki's own reading (pkg/loghttp/push: mime.ParseMediaType, then JSON for
+ * application/json and snappy protobuf for anything else) is wider than
+ * this; kakikomi takes the two types senders use and forwards its own
+ * canonical string.  1 for JSON, 0 for protobuf, -1 refused.
+ */
+static int
+logs_format(const char *ct, int enc, struct payload_result *res)
+{
+	struct mediatype		 mt;
+	const struct mediatype_param	*cs;
+
+	if (ct == NULL) {
+		refuse(res, 400, "malformed", "a Loki push needs a "
+		    "Content-Type");
+		return -1;
+	}
+	if (media_of(ct, &mt, res) == -1)
+		return -1;
+	if (mediatype_is(&mt, "application", "x-protobuf")) {
+		if (mt.nparams == 0)
+			return 0;
+		refuse(res, 415, "media_type", "Content-Type %.64s: Loki "
+		    "protobuf takes no parameters", ct);
+		return -1;
+	}
+	if (!mediatype_is(&mt, "application", "json")) {
+		refuse(res, 415, "media_type", "Content-Type %.64s is not "
+		    "supported for Loki push; use " CT_JSON " or " CT_PROTOBUF,
+		    ct);
+		return -1;
+	}
+	cs = mediatype_param(&mt, "charset");
+	if (mt.nparams > (cs != NULL) ||
+	    (cs != NULL && !mediatype_value_is(cs, "utf-8", 1))) {
+		refuse(res, 415, "media_type", "Content-Type %.64s: Loki JSON "
+		    "takes only charset=utf-8", ct);
+		return -1;
+	}
+	if (enc == ENC_SNAPPY) {
+		refuse(res, 415, "media_type", "Content-Encoding snappy is for "
+		    "Loki protobuf; send JSON plain, gzip or deflate");
+		return -1;
+	}
+	return 1;
 }
 
 /* Undoes gzip/deflate into *dec (malloc'd), or points it at the body. */
@@ -233,7 +311,6 @@ logs_json(const uint8_t *buf, size_t len, const struct payload_rule *rule,
 		    "limit");
 		return -1;
 	}
-	res->content_type = CT_JSON;
 	return loki_check_json(buf, len, rule, st, out, reason, reasonsz);
 }
 
@@ -252,7 +329,6 @@ logs_pb(const uint8_t *buf, size_t len, const struct payload_rule *rule,
 		refuse_codec(res, rc, errstr);
 		return -1;
 	}
-	res->content_type = CT_PROTOBUF;
 	rc = loki_check_pb(dec, declen, rule, st, out, reason, reasonsz);
 	free(dec);
 	return rc;
@@ -264,33 +340,44 @@ logs_check(const char *ct, const char *ce, const uint8_t *body, size_t len,
 {
 	struct loki_stats	 st;
 	struct pb_buf		 out;
+	const uint8_t		*buf;
 	uint8_t			*dec;
 	size_t			 declen;
-	int			 rc, json;
-	enum encoding		 enc = encoding_of(ce);
+	int			 rc, json, enc;
 	char			 reason[sizeof(res->reason)];
 
-	if (ct == NULL)
-		return refuse(res, 400, "malformed", "a Loki push needs a "
-		    "Content-Type");
+	if ((enc = encoding_of(ce, res)) == -1)
+		return res->status;
 	if (enc == ENC_OTHER)
 		return refuse(res, 415, "media_type", "Content-Encoding %.64s "
 		    "is not supported for Loki push; use gzip, deflate or "
 		    "snappy", ce);
-	if (logs_inflate(enc, body, len, rule, &dec, &declen, res) != 0)
+	if ((json = logs_format(ct, enc, res)) == -1)
 		return res->status;
-	json = media_is(ct, CT_JSON);
+	if (logs_inflate((enum encoding)enc, body, len, rule, &dec, &declen,
+	    res) != 0)
+		return res->status;
+	buf = dec != NULL ? dec : body;
 	memset(&st, 0, sizeof(st));
-	rc = (json ? logs_json : logs_pb)(dec != NULL ? dec : body, declen,
-	    rule, res, &st, &out, reason, sizeof(reason));
-	free(dec);
-	if (rc == -1)
-		return res->status;
+	memset(&out, 0, sizeof(out));
+	rc = (json ? logs_json : logs_pb)(buf, declen, rule, res, &st, &out,
+	    reason, sizeof(reason));
 	res->series = st.streams;
 	res->entries = st.entries;
 	res->rewritten = rc == LABELS_REWRITE ? st.rewritten : 0;
+	res->content_type = json ? CT_JSON : CT_PROTOBUF;
 	res->content_encoding = NULL;
-	return outcome(res, rc, reason, &out, !json);
+	if (rc == -1 || (rc = outcome(res, rc, reason, &out, !json)) != 0 ||
+	    res->fwd != NULL) {
+		free(dec);
+		return res->status;
+	}
+	/* Passed as is: forward the very bytes checked, inflated if need be. */
+	res->body = dec;
+	res->len = dec != NULL ? declen : 0;
+	res->fwd = buf;
+	res->fwdlen = declen;
+	return 0;
 }
 
 int

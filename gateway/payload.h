@@ -30,15 +30,25 @@ struct payload_result {
 	int		 status;	/* 0: forward; else the HTTP status to refuse with */
 	char		 reason[512];	/* one line, set when status != 0 */
 	/*
-	 * When status == 0: body == NULL means "forward the original bytes
-	 * unchanged".  Otherwise body/len is a new body (owned by the caller,
-	 * free with free()) to be sent with content_type/content_encoding
-	 * (content_encoding NULL: send without Content-Encoding).
+	 * When status == 0, exactly what to send upstream, whatever the
+	 * client's headers said: fwd/fwdlen (a view into the caller's body,
+	 * which must outlive the result, or res->body) with kakikomi's own
+	 * content_type (never NULL), content_encoding (NULL: none) and, for
+	 * remote write, rw_version for X-Prometheus-Remote-Write-Version.
+	 *   remote write: the client's snappy bytes, or the rewrite; snappy
+	 *   Loki protobuf: the snappy bytes checked (inflated from gzip or
+	 *     deflate when the client compressed them), no encoding
+	 *   Loki JSON: the inflated document, or the checker's canonical one
+	 * body (owned, free with payload_result_free) is non-NULL when fwd is
+	 * not the caller's bytes.
 	 */
+	const uint8_t	*fwd;
+	size_t		 fwdlen;
 	uint8_t		*body;
 	size_t		 len;
 	const char	*content_type;
 	const char	*content_encoding;
+	const char	*rw_version;
 	uint64_t	 series;	/* series or streams seen */
 	uint64_t	 samples;	/* samples + histograms (metrics) */
 	uint64_t	 entries;	/* log entries (logs) */
@@ -48,9 +58,17 @@ struct payload_result {
 
 /*
  * Inspects `body` for `signal`.  content_type and content_encoding are the
- * request's headers (NULL when absent).  Always fills `res`; returns
- * res->status.  Statuses: 400 malformed, 403 label violation under reject,
- * 413 decoded size over the limit, 415 unsupported type or encoding.
+ * request's headers (NULL when absent), parsed strictly (mediatype.h):
+ *   remote write  application/x-protobuf, only `proto` as a parameter, its
+ *                 value exactly prometheus.WriteRequest or
+ *                 io.prometheus.write.v2.Request; encoding snappy or none
+ *   Loki push     application/json (only charset=utf-8) with gzip, deflate
+ *                 (raw) or none; application/x-protobuf (no parameters)
+ *                 with gzip, deflate, snappy or none
+ * Always fills `res`; returns res->status.  Statuses: 400 malformed (and a
+ * Loki push without Content-Type, as Loki answers), 403 label violation
+ * under reject, 413 decoded size over the limit, 415 any other type,
+ * parameter or encoding.
  */
 int	payload_check(enum signal signal, const char *content_type,
 	    const char *content_encoding, const uint8_t *body, size_t len,

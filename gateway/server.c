@@ -335,32 +335,57 @@ forwarded(const struct upstream_result *res, void *arg)
 	wreq_finish(r, res->status, res->reason, res->retry_after);
 }
 
-/* Copies the headers a receiver needs; credentials and hop-by-hop never pass. */
+/* User-Agent is passed only as printable ASCII up to this length. */
+#define FORWARD_UA_MAX		256
+/* Retry-Attempt is passed only as a small decimal number. */
+#define FORWARD_RETRY_MAX	9
+
+/* 1 when v is 1..max bytes, each printable ASCII (or a digit if digits). */
+static int
+header_plain(const char *v, size_t max, int digits)
+{
+	size_t n = 0;
+
+	for (; v[n] != '\0'; n++)
+		if (n == max || (digits ? v[n] < '0' || v[n] > '9' :
+		    v[n] < 0x20 || v[n] > 0x7e))
+			return 0;
+	return n > 0;
+}
+
+/*
+ * The upstream request's headers: only what kakikomi understood, in its own
+ * words.  Content-Type, Content-Encoding and X-Prometheus-Remote-Write-Version
+ * are payload's canonical strings for what it decoded, never the client's,
+ * so no spelling (a repeated or differently cased `proto`, a Unicode
+ * look-alike, `Snappy`) can mean one thing to kakikomi and another to
+ * Prometheus (parseProtoMsg compares exactly) or Loki (mime.ParseMediaType
+ * folds Unicode; Content-Encoding is compared exactly).  The version header
+ * follows the decoded message: no receiver here dispatches on it, but one
+ * that did must not see 0.1.0 on a 2.0 body.  The other two carry no data:
+ * Prometheus never reads User-Agent or Retry-Attempt in its write handler;
+ * Loki reads User-Agent only for a log line and a metric label, so it passes
+ * only as short printable ASCII, and Retry-Attempt only as a number.
+ * Credentials, hop-by-hop headers and a client's X-Scope-OrgID never pass.
+ */
 static void
 forward_headers(const struct wreq *r, struct upstream_request *u)
 {
-	static const char *const pass[] = {
-		"User-Agent", "X-Prometheus-Remote-Write-Version", "Retry-Attempt",
-	};
 	const struct payload_result *p = &r->payload;
-	const char *ctype, *cenc;
+	const char *ua = http_request_header(r->req, "User-Agent");
+	const char *retry = http_request_header(r->req, "Retry-Attempt");
 
-	if (p->body != NULL) {
-		ctype = p->content_type;
-		cenc = p->content_encoding;
-	} else {
-		ctype = http_request_header(r->req, "Content-Type");
-		cenc = http_request_header(r->req, "Content-Encoding");
-	}
-	if (ctype)
-		u->headers[u->nheaders++] = (struct upstream_header){ "Content-Type", ctype };
-	if (cenc)
-		u->headers[u->nheaders++] = (struct upstream_header){ "Content-Encoding", cenc };
-	for (size_t i = 0; i < sizeof(pass) / sizeof(pass[0]); i++) {
-		const char *v = http_request_header(r->req, pass[i]);
-		if (v != NULL)
-			u->headers[u->nheaders++] = (struct upstream_header){ pass[i], v };
-	}
+	u->headers[u->nheaders++] = (struct upstream_header){ "Content-Type", p->content_type };
+	if (p->content_encoding != NULL)
+		u->headers[u->nheaders++] =
+		    (struct upstream_header){ "Content-Encoding", p->content_encoding };
+	if (p->rw_version != NULL)
+		u->headers[u->nheaders++] = (struct upstream_header){
+		    "X-Prometheus-Remote-Write-Version", p->rw_version };
+	if (ua != NULL && header_plain(ua, FORWARD_UA_MAX, 0))
+		u->headers[u->nheaders++] = (struct upstream_header){ "User-Agent", ua };
+	if (retry != NULL && header_plain(retry, FORWARD_RETRY_MAX, 1))
+		u->headers[u->nheaders++] = (struct upstream_header){ "Retry-Attempt", retry };
 	if (r->site->tenant != NULL)
 		u->headers[u->nheaders++] =
 		    (struct upstream_header){ "X-Scope-OrgID", r->site->tenant };
@@ -373,8 +398,8 @@ wreq_forward(struct wreq *r, const uint8_t *body, size_t len)
 		.signal = r->signal,
 		.targets = r->cfg->upstreams[r->signal],
 		.ntargets = r->cfg->nupstreams[r->signal],
-		.body = r->payload.body ? r->payload.body : body,
-		.len = r->payload.body ? r->payload.len : len,
+		.body = r->payload.fwd,
+		.len = r->payload.fwdlen,
 	};
 
 	forward_headers(r, &u);

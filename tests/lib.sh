@@ -269,13 +269,15 @@ start_cfaccess() {
 	return 1
 }
 
-# start_access_edge KK_PORT: a local CA, a service-token file with a random
-# secret ($T_SECRET) for $T_TOKEN_CN, and cfaccess serving the key set over
-# HTTPS and the edge in front of kakikomi at 127.0.0.1:KK_PORT.
+# start_access_edge KK_PORT [TOKEN_LINES]: a local CA, a service-token file
+# with a random secret ($T_SECRET) for $T_TOKEN_CN (plus TOKEN_LINES, each
+# "<client_id> <secret>"), and cfaccess serving the key set over HTTPS and the
+# edge in front of kakikomi at 127.0.0.1:KK_PORT.
 start_access_edge() {
 	T_SECRET=secret-$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')
 	make_test_ca "$T_TMP/tls" || return 1
 	printf '%s %s\n' "$T_TOKEN_CN" "$T_SECRET" > "$T_TMP/tokens"
+	[ -z "${2:-}" ] || printf '%s\n' "$2" >> "$T_TMP/tokens"
 	start_cfaccess "$T_TMP/cfaccess.log" --tls-listen 127.0.0.1:0 \
 	    --tls-cert "$T_TMP/tls/server.pem" --tls-key "$T_TMP/tls/server.key" \
 	    --listen 127.0.0.1:0 --upstream "http://127.0.0.1:$1" --tokens "$T_TMP/tokens" \

@@ -11,12 +11,12 @@ cd "$(dirname "$0")/../.." || exit 1
 out=build-fuzz
 td=../shared/testdata
 cc_fuzz=${FUZZ_CC:-clang}
-targets="fuzz_promrw fuzz_lokipb fuzz_labels fuzz_lokijson fuzz_http"
-srcs="gateway/pb.c gateway/codec.c gateway/labels.c gateway/promrw.c gateway/loki.c gateway/payload.c gateway/http.c gateway/log.c gateway/metrics.c"
+targets="fuzz_promrw fuzz_lokipb fuzz_labels fuzz_lokijson fuzz_http fuzz_mediatype"
+srcs="gateway/pb.c gateway/codec.c gateway/labels.c gateway/promrw.c gateway/loki.c gateway/payload.c gateway/http.c gateway/log.c gateway/metrics.c gateway/mediatype.c"
 cflags="-std=c11 -D_GNU_SOURCE -DKAKIKOMI_VERSION=\"fuzz\" -g -O1 -Igateway $(pkg-config --cflags jansson zlib)"
 libs="$(pkg-config --libs jansson zlib libevent) -lsnappy -lpthread"
 
-echo "1..5"
+echo "1..$(echo $targets | wc -w)"
 if ! command -v "$cc_fuzz" >/dev/null 2>&1; then
 	n=0
 	for t in $targets; do n=$((n + 1)); echo "ok $n - $t # SKIP $cc_fuzz not found"; done
@@ -48,6 +48,15 @@ printf '%s' '{"streams":[{"stream":{"provider":"osaka","a":""},"values":[["-5","
 seed fuzz_http
 printf 'POST /api/v1/write HTTP/1.1\r\nHost: kakikomi:8080\r\nContent-Type: application/x-protobuf\r\nContent-Encoding: snappy\r\nContent-Length: 41690\r\nCf-Access-Jwt-Assertion: e30.e30.sig\r\n\r\n' >"$out/seeds/fuzz_http/post"
 printf 'POST /loki/api/v1/push HTTP/1.1\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n5\r\nhello\r\n0\r\n\r\n' >"$out/seeds/fuzz_http/chunked"
+seed fuzz_mediatype
+i=0
+for s in 'application/x-protobuf;proto=io.prometheus.write.v2.Request' \
+    'application/json; charset="UTF-8"' 'a/b;x="q\"uo\\te";Y=1' \
+    'application/x-protobuf;Proto=prometheus.WriteRequest;proto=io.prometheus.write.v2.Request' \
+    'snappy' ' gzip, deflate'; do
+	i=$((i + 1))
+	printf '%s' "$s" >"$out/seeds/fuzz_mediatype/seed$i"
+done
 seed fuzz_labels
 i=0
 for s in '{filename="/tmp/a.log", host="nas-01", job="recorder", note="quote \" backslash \\ tab\tunicode ✓ 録画", provider="tokyo"}' \

@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <cmocka.h>
+#include <zlib.h>
 
 #include "fixture.h"
 #include "codec.h"
@@ -184,6 +185,51 @@ tb_rule(const struct strlist *values, enum mismatch mode)
 	r.site = "tokyo";
 	r.max_decoded = 32u << 20;
 	return r;
+}
+
+/*
+ * A deflate polyglot: TB_POLY_LEN bytes that are a valid zlib stream (RFC
+ * 1950: header 78 9c, one final stored block holding D, Adler-32) and also a
+ * valid raw deflate stream (RFC 1951) that decodes to something else.  Read
+ * raw, 78 is a non-final stored block whose LEN/NLEN are the zlib header's
+ * 9c 21 / 63 de; its 8604 bytes end inside D, where D holds (at TB_POLY_AT)
+ * the header of a final stored block running to the last byte.  D is `head`,
+ * 'x' up to TB_POLY_AT, that header ("a\xc8\xbc" "7C", valid UTF-8, so a
+ * JSON string may hold it), `tail`, then spaces.  *raw gets the raw reading.
+ */
+#define TB_POLY_LEN	56942
+#define TB_POLY_D	56931
+#define TB_POLY_AT	8602
+
+static inline uint8_t *
+tb_deflate_polyglot(const char *head, const char *tail, uint8_t **raw,
+    size_t *rawlen)
+{
+	static const uint8_t	 zhdr[7] = { 0x78, 0x9c, 0x21, 0x63, 0xde,
+	    0x9c, 0x21 };
+	static const uint8_t	 blk2[5] = { 'a', 0xc8, 0xbc, 0x37, 0x43 };
+	uint8_t			*p = malloc(TB_POLY_LEN), *d = p + 7;
+	size_t			 hl = strlen(head), tl = strlen(tail);
+	uLong			 a;
+
+	assert_true(p != NULL && hl <= TB_POLY_AT &&
+	    TB_POLY_AT + 5 + tl <= TB_POLY_D);
+	memcpy(p, zhdr, sizeof(zhdr));
+	memset(d, ' ', TB_POLY_D);
+	memcpy(d, head, hl);
+	memset(d + hl, 'x', TB_POLY_AT - hl);
+	memcpy(d + TB_POLY_AT, blk2, sizeof(blk2));
+	memcpy(d + TB_POLY_AT + 5, tail, tl);
+	a = adler32(1, d, TB_POLY_D);
+	for (int i = 0; i < 4; i++)
+		p[7 + TB_POLY_D + i] = (uint8_t)(a >> (24 - 8 * i));
+	/* Raw: 0x219c bytes from offset 5, then all after the second header. */
+	*rawlen = 0x219c + TB_POLY_LEN - (7 + TB_POLY_AT + 5);
+	*raw = malloc(*rawlen);
+	assert_non_null(*raw);
+	memcpy(*raw, p + 5, 0x219c);
+	memcpy(*raw + 0x219c, d + TB_POLY_AT + 5, *rawlen - 0x219c);
+	return p;
 }
 
 #endif

@@ -1,6 +1,7 @@
 /*
  * codec: snappy block and framing detection, the declared-length cap,
- * gzip / deflate (zlib and raw) under the decoded-size cap, bombs.
+ * gzip / raw deflate under the decoded-size cap, bombs, and the readings Go's
+ * compress/gzip and compress/flate (Loki) would make of the same bytes.
  */
 #include <zlib.h>
 
@@ -149,10 +150,82 @@ test_gzip(void **state)
 	check_inflate(CODEC_GZIP, 31);
 }
 
+/*
+ * Loki's "deflate" is Go's flate.NewReader: raw RFC 1951.  A zlib-wrapped
+ * stream is not deflate there (Go reads 78 9c as a stored block whose
+ * LEN/NLEN do not match: corrupt input), so kakikomi refuses it too.
+ */
 static void
-test_deflate_zlib_wrapped(void **state)
+test_deflate_zlib_wrapped_is_refused(void **state)
 {
-	check_inflate(CODEC_DEFLATE, 15);
+	static const char	 text[] = "{\"streams\":[]}";
+	uint8_t			*z, *dec = NULL;
+	size_t			 zlen, declen;
+	const char		*errstr = NULL;
+
+	z = zcompress(text, sizeof(text), 15, &zlen);
+	assert_int_equal(codec_inflate(CODEC_DEFLATE, z, zlen, 1 << 20, &dec,
+	    &declen, &errstr), CODEC_MALFORMED);
+	assert_null(dec);
+	free(z);
+}
+
+/*
+ * Bytes valid both as zlib and as raw deflate, with different contents
+ * (bodies.h): kakikomi must read them as Go's compress/flate does, the raw
+ * way, never as the zlib stream zlib's own inflate sees.
+ */
+static void
+test_deflate_polyglot_is_read_raw(void **state)
+{
+	uint8_t		*poly, *raw, *dec, *zdec;
+	size_t		 rawlen, declen;
+	uLongf		 zlen = TB_POLY_D;
+	const char	*errstr = NULL;
+
+	poly = tb_deflate_polyglot("{\"streams\":[{\"pad\":\"", "\"}]}", &raw,
+	    &rawlen);
+	zdec = malloc(zlen);
+	assert_non_null(zdec);
+	assert_int_equal(uncompress(zdec, &zlen, poly, TB_POLY_LEN), Z_OK);
+	assert_int_equal(zlen, TB_POLY_D);
+	assert_memory_equal(zdec, poly + 7, TB_POLY_D);
+	if (codec_inflate(CODEC_DEFLATE, poly, TB_POLY_LEN, 1 << 20, &dec,
+	    &declen, &errstr) != CODEC_OK)
+		fail_msg("polyglot refused as raw deflate: %s", errstr);
+	assert_int_equal(declen, rawlen);
+	assert_memory_equal(dec, raw, rawlen);
+	assert_true(declen != zlen || memcmp(dec, zdec, zlen) != 0);
+	free(dec);
+	free(zdec);
+	free(raw);
+	free(poly);
+}
+
+/*
+ * Go's flate reader stops at the final block and never looks further; a
+ * byte after it is refused here (kakikomi forwards the inflated bytes, so
+ * being stricter than Loki cannot make the two readings differ).
+ */
+static void
+test_deflate_trailing_bytes(void **state)
+{
+	uint8_t		*z, *dec = NULL;
+	size_t		 zlen, declen;
+	const char	*errstr = NULL;
+
+	z = zcompress("abc", 3, -15, &zlen);
+	z = realloc(z, zlen + 1);
+	assert_non_null(z);
+	z[zlen] = 0;
+	assert_int_equal(codec_inflate(CODEC_DEFLATE, z, zlen + 1, 100, &dec,
+	    &declen, &errstr), CODEC_MALFORMED);
+	assert_string_equal(errstr, "trailing data after the compressed stream");
+	assert_int_equal(codec_inflate(CODEC_DEFLATE, z, zlen, 100, &dec,
+	    &declen, &errstr), CODEC_OK);
+	assert_memory_equal(dec, "abc", 3);
+	free(dec);
+	free(z);
 }
 
 static void
@@ -196,6 +269,11 @@ test_gzip_members_and_trailing_garbage(void **state)
 	assert_int_equal(declen, 6);
 	assert_memory_equal(dec, "abcabc", 6);
 	free(dec);
+	/* Go's gzip.Reader (multistream) refuses anything after the last
+	 * member that is not another member: "gzip: invalid header". */
+	two[alen] = 0;
+	assert_int_equal(codec_inflate(CODEC_GZIP, two, alen + 1, 100, &dec,
+	    &declen, &errstr), CODEC_MALFORMED);
 	two[alen] = 'X';	/* a second "member" that is not gzip */
 	assert_int_equal(codec_inflate(CODEC_GZIP, two, alen + 1, 100, &dec,
 	    &declen, &errstr), CODEC_MALFORMED);
@@ -250,7 +328,9 @@ main(void)
 		cmocka_unit_test(test_snappy_declares_4gib),
 		cmocka_unit_test(test_snappy_corrupt),
 		cmocka_unit_test(test_gzip),
-		cmocka_unit_test(test_deflate_zlib_wrapped),
+		cmocka_unit_test(test_deflate_zlib_wrapped_is_refused),
+		cmocka_unit_test(test_deflate_polyglot_is_read_raw),
+		cmocka_unit_test(test_deflate_trailing_bytes),
 		cmocka_unit_test(test_deflate_raw),
 		cmocka_unit_test(test_gzip_fixture),
 		cmocka_unit_test(test_gzip_members_and_trailing_garbage),

@@ -58,6 +58,8 @@ test_rw_fixtures_allowed_unchanged(void **state)
 			fail_msg("%s refused for tokyo: %d %s", path,
 			    res.status, res.reason);
 		assert_null(res.body);
+		assert_ptr_equal(res.fwd, body);
+		assert_int_equal(res.fwdlen, len);
 		assert_int_equal(res.series, rw_series[i]);
 		assert_int_equal(res.samples, rw_series[i]);
 		assert_int_equal(res.rewritten, 0);
@@ -105,6 +107,8 @@ assert_rw_rewritten(const uint8_t *orig, size_t origlen,
 	char		 labels[2048];
 
 	assert_non_null(res->body);
+	assert_ptr_equal(res->fwd, res->body);
+	assert_int_equal(res->fwdlen, res->len);
 	assert_string_equal(res->content_encoding, "snappy");
 	assert_string_equal(res->content_type, "application/x-protobuf");
 	tb_unsnappy(orig, origlen, &a, &alen);
@@ -231,63 +235,283 @@ test_loki_json_fixtures(void **state)
 	}
 }
 
+/*
+ * Every header variant against the body it fits, and what kakikomi forwards.
+ * Per case, what the receiver would have made of the client's own header:
+ *   P  Prometheus >= 2.54 parseProtoMsg (storage/remote/write_handler.go):
+ *      TrimSpace, split on ";", parts[0] must be exactly
+ *      "application/x-protobuf", each part split on "=", the FIRST part whose
+ *      name is exactly "proto" (no trimming) is validated exactly; no proto:
+ *      1.0.  Content-Encoding: "" or strings.ToLower(enc) == "snappy".
+ *      Prometheus 2.42 reads neither header (snappy + WriteRequest always).
+ *   G  Loki (pkg/loghttp/push parsePushRequestBody, 2.8 and current): Go's
+ *      mime.ParseMediaType (Unicode ToLower + TrimSpace of the type, OWS and
+ *      Unicode space around ";" and "=", duplicate names an error), then
+ *      JSON for "application/json" and snappy protobuf for ANY other type;
+ *      Content-Encoding compared exactly: "", snappy, gzip, deflate.
+ * kakikomi sends its own Content-Type / Content-Encoding, so only its own
+ * reading matters upstream: want_ct / want_ce.
+ */
+enum body_kind { B_RW1, B_LOKIPB, B_JSON, B_JSON_GZ };
+
 struct header_case {
-	enum signal	 sig;
+	enum body_kind	 body;
 	const char	*ct;
 	const char	*ce;
 	int		 status;
-	const char	*why;
+	const char	*want_ct;	/* status 0: forwarded Content-Type */
+	const char	*want_ce;	/* status 0: forwarded Content-Encoding */
 };
 
+#define PB	"application/x-protobuf"
+#define JS	"application/json"
+#define RW_OK(ct, ce)	{ B_RW1, ct, ce, 0, PB, "snappy" }
+#define RW_NO(ct, ce)	{ B_RW1, ct, ce, 415, NULL, NULL }
+#define LP_OK(ct, ce)	{ B_LOKIPB, ct, ce, 0, PB, NULL }
+#define LP_NO(ct, ce)	{ B_LOKIPB, ct, ce, 415, NULL, NULL }
+#define JS_OK(ct, ce)	{ B_JSON, ct, ce, 0, JS, NULL }
+#define JS_NO(ct, ce)	{ B_JSON, ct, ce, 415, NULL, NULL }
+
 static const struct header_case header_cases[] = {
-	{ SIGNAL_METRICS, "application/x-protobuf", NULL, 0, NULL },
-	{ SIGNAL_METRICS, "application/x-protobuf", "", 0, NULL },
-	{ SIGNAL_METRICS, "Application/X-Protobuf", " Snappy ", 0, NULL },
-	{ SIGNAL_METRICS, "application/x-protobuf;proto=prometheus.WriteRequest",
-	    "snappy", 0, NULL },
-	{ SIGNAL_METRICS, "application/x-protobuf; proto=\"prometheus.WriteRequest\"",
-	    "snappy", 0, NULL },
-	{ SIGNAL_METRICS, "application/x-protobuf;proto=io.prometheus.write.v2.Request",
-	    "snappy", 400, "malformed" },	/* a v1 body read as v2 */
-	{ SIGNAL_METRICS, "application/x-protobuf;proto=foo.Bar", "snappy",
-	    415, "media_type" },
-	{ SIGNAL_METRICS, "application/x-protobuf", "gzip", 415, "media_type" },
-	{ SIGNAL_METRICS, "application/x-protobuf", "zstd", 415, "media_type" },
-	{ SIGNAL_METRICS, "application/json", "snappy", 415, "media_type" },
-	{ SIGNAL_METRICS, NULL, "snappy", 415, "media_type" },
-	{ SIGNAL_LOGS, NULL, NULL, 400, "malformed" },
-	{ SIGNAL_LOGS, "application/x-protobuf", "br", 415, "media_type" },
-	{ SIGNAL_LOGS, "application/x-protobuf", "snappy", 0, NULL },
-	{ SIGNAL_LOGS, "application/octet-stream", NULL, 0, NULL },
+	RW_OK(PB, NULL),			/* P: 1.0, CE "" = snappy */
+	RW_OK(PB, ""),				/* P: same (Header.Get "") */
+	RW_OK(PB, "snappy"),
+	RW_OK("Application/X-Protobuf", " Snappy "),	/* P: 415 (exact type) */
+	RW_OK(PB " ", "SNAPPY"),		/* P: TrimSpace, ToLower: 1.0 */
+	RW_OK(PB ";proto=prometheus.WriteRequest", "snappy"),	/* P: 1.0 */
+	RW_OK(PB "; proto=\"prometheus.WriteRequest\"", "snappy"),
+						/* P: " proto" is not "proto": 1.0 */
+	RW_OK(PB ";proto=\"prometheus.Write\\Request\"", NULL),
+						/* P: 415 (quotes kept) */
+	RW_OK(PB "\t;\tPROTO=prometheus.WriteRequest", NULL),
+						/* P: 415 ("\t" ends parts[0]) */
+	RW_OK(PB ";Proto=prometheus.WriteRequest", NULL),	/* P: 1.0 (no "proto") */
+	/* A v1 body named 2.0: kakikomi reads it as 2.0 and finds it bad. */
+	{ B_RW1, PB ";proto=io.prometheus.write.v2.Request", "snappy", 400,
+	    NULL, NULL },
+	RW_NO(PB ";Proto=prometheus.WriteRequest;proto=io.prometheus.write.v2.Request",
+	    "snappy"),				/* P: 2.0 — issue item 1 */
+	RW_NO(PB ";proto=prometheus.WriteRequest;PROTO=prometheus.WriteRequest",
+	    NULL),				/* P: 1.0 (first exact) */
+	RW_NO(PB "; proto =prometheus.WriteRequest", NULL),	/* P: 1.0 */
+	RW_NO(PB ";proto= io.prometheus.write.v2.Request", NULL),
+						/* P: 415 (" io..." invalid) */
+	RW_NO(PB ";proto=prometheus.writerequest", NULL),	/* P: 415 */
+	RW_NO(PB ";proto=foo.Bar", "snappy"),	/* P: 415 */
+	RW_NO(PB ";proto=", NULL),		/* P: 415 */
+	RW_NO(PB ";proto=\"\"", NULL),		/* P: 415 */
+	RW_NO(PB ";proto=\"prometheus.WriteRequest", NULL),	/* P: 415 */
+	RW_NO(PB ";charset=utf-8", NULL),	/* P: 1.0 (ignored) */
+	RW_NO(PB ";proto=prometheus.WriteRequest;", NULL),	/* P: 415 */
+	RW_NO(PB ";;proto=prometheus.WriteRequest", NULL),	/* P: 415 */
+	RW_NO(PB ";", NULL),			/* P: 415 */
+	RW_NO(PB ", " JS, NULL),		/* P: 415 */
+	RW_NO("appl\xc4\xb0" "cation/x-protobuf", NULL),	/* P: 415; G: x-protobuf */
+	RW_NO(PB "\xc2\xa0", NULL),		/* P: 415 (TrimSpace is ASCII+Unicode: 1.0!) */
+	RW_NO(PB "\x0b", NULL),			/* P: TrimSpace drops VT: 1.0 */
+	RW_NO("application/*", NULL),
+	RW_NO(JS, "snappy"),
+	RW_NO(NULL, "snappy"),			/* P >= 2.54: 1.0 (default) */
+	RW_NO(PB, "gzip"),			/* P: 415 */
+	RW_NO(PB, "zstd"),			/* P: 415 */
+	RW_NO(PB, "identity"),			/* P: 415 */
+	RW_NO(PB, "snappy, snappy"),		/* P: 415 */
+	RW_NO(PB, "snappy,"),			/* P: 415 */
+	RW_NO(PB, "x-snappy-framed"),		/* P: 415 */
+	RW_NO(PB, "snappy\xc2\xa0"),		/* P: 415 */
+	RW_NO(PB, "sn\xc3\xa4ppy"),		/* P: 415 */
+	{ B_LOKIPB, NULL, NULL, 400, NULL, NULL },	/* G: "mime: no media type" */
+	LP_OK(PB, NULL),
+	LP_OK(PB, "snappy"),			/* G: same bytes, snappy decoded */
+	LP_OK("Application/X-Protobuf", "SNAPPY"),	/* G: CE not supported (400) */
+	LP_OK(" " PB "\t", ""),
+	LP_NO(PB, "br"),			/* G: 400 */
+	LP_NO(PB, "Gzip, snappy"),		/* G: 400 */
+	LP_NO("application/octet-stream", NULL),	/* G: protobuf */
+	LP_NO("text/plain", NULL),		/* G: protobuf */
+	LP_NO(PB "; charset=utf-8", NULL),	/* G: protobuf */
+	LP_NO(PB ";proto=logproto.PushRequest", NULL),	/* G: protobuf */
+	LP_NO("x-protobuf", NULL),		/* G: 400 (no slash) */
+	LP_NO("application/x-protobu\xc6\x92", NULL),	/* G: protobuf */
+	JS_OK(JS, NULL),
+	JS_OK(JS "; charset=utf-8", NULL),	/* G: json */
+	JS_OK(JS ";CharSet=\"UTF-8\"", ""),	/* G: json */
+	JS_OK("APPLICATION/JSON", NULL),	/* G: json (ToLower) */
+	{ B_JSON_GZ, JS, "gzip", 0, JS, NULL },
+	{ B_JSON_GZ, JS, "GZIP", 0, JS, NULL },	/* G: 400 (exact CE) */
+	{ B_JSON_GZ, JS, "gzip, gzip", 415, NULL, NULL },	/* G: 400 */
+	{ B_JSON_GZ, JS, "x-gzip", 415, NULL, NULL },	/* G: 400 */
+	JS_NO(JS, "snappy"),			/* G: raw bytes read as JSON */
+	JS_NO(JS "; charset=latin-1", NULL),	/* G: json */
+	JS_NO(JS "; charset=utf-8; charset=utf-8", NULL),	/* G: 400 duplicate */
+	JS_NO(JS "; Charset=utf-8;charset=utf-8", NULL),	/* G: 400 duplicate */
+	JS_NO(JS "; charset = utf-8", NULL),	/* G: json */
+	JS_NO(JS ";foo=bar", NULL),		/* G: json */
+	JS_NO("appl\xc4\xb0" "cation/json", NULL),	/* G: json — issue item 3 */
+	JS_NO(JS "\xc2\xa0", NULL),		/* G: json (TrimSpace U+00A0) */
+	JS_NO(JS "\xe2\x80\x83", NULL),		/* G: json (U+2003 em space) */
+	JS_NO("\xef\xbb\xbf" JS, NULL),		/* G: 400 (BOM is no space) */
+	JS_NO("application/\xe2\x80\x8bjson", NULL),	/* G: 400 */
+	JS_NO("application/js\xc5\x8fn", NULL),	/* G: protobuf */
+	JS_NO(JS ";", NULL),			/* G: json (trailing ";" ok) */
+	JS_NO(JS "\r\n", NULL),			/* G: json (TrimSpace) */
 };
+
+static const char compliant_json[] = "{\"streams\":[{\"stream\":{\"job\":"
+    "\"x\",\"provider\":\"tokyo\"},\"values\":[[\"1\",\"line\"]]}]}";
+
+/* zlib's deflate into a new buffer: wbits 31 gzip, -15 raw. */
+static uint8_t *
+zpack(const void *in, size_t len, int wbits, size_t *outlen)
+{
+	z_stream	 zs;
+	size_t		 cap = len + 1024;
+	uint8_t		*z = malloc(cap);
+
+	assert_non_null(z);
+	memset(&zs, 0, sizeof(zs));
+	assert_int_equal(deflateInit2(&zs, 6, Z_DEFLATED, wbits, 8,
+	    Z_DEFAULT_STRATEGY), Z_OK);
+	zs.next_in = (Bytef *)(uintptr_t)in;
+	zs.avail_in = (uInt)len;
+	zs.next_out = z;
+	zs.avail_out = (uInt)cap;
+	assert_int_equal(deflate(&zs, Z_FINISH), Z_STREAM_END);
+	*outlen = zs.total_out;
+	deflateEnd(&zs);
+	return z;
+}
+
+static uint8_t *
+case_body(enum body_kind k, size_t *len)
+{
+	uint8_t	*b;
+
+	switch (k) {
+	case B_RW1:
+		return tb_read(TESTDATA "prometheus-2.42/rw1-353-series.body",
+		    len);
+	case B_LOKIPB:
+		return tb_read(TESTDATA "promtail-2.8/push-304-entries.body",
+		    len);
+	case B_JSON:
+		*len = strlen(compliant_json);
+		b = malloc(*len);
+		assert_non_null(b);
+		memcpy(b, compliant_json, *len);
+		return b;
+	default:
+		return zpack(compliant_json, strlen(compliant_json), 31, len);
+	}
+}
+
+static void
+assert_forwarded(const struct header_case *c, const uint8_t *body,
+    size_t len, const struct payload_result *res)
+{
+	uint8_t	*json;
+	size_t	 jlen;
+
+	assert_string_equal(res->content_type, c->want_ct);
+	if (c->want_ce == NULL)
+		assert_null(res->content_encoding);
+	else
+		assert_string_equal(res->content_encoding, c->want_ce);
+	if (c->body == B_RW1)
+		assert_string_equal(res->rw_version, "0.1.0");
+	else
+		assert_null(res->rw_version);
+	if (c->body != B_JSON_GZ) {
+		/* The very bytes the client sent and kakikomi checked. */
+		assert_ptr_equal(res->fwd, body);
+		assert_int_equal(res->fwdlen, len);
+		return;
+	}
+	/* The inflated document: Loki gets it without Content-Encoding. */
+	json = case_body(B_JSON, &jlen);
+	assert_int_equal(res->fwdlen, jlen);
+	assert_memory_equal(res->fwd, json, jlen);
+	assert_ptr_equal(res->fwd, res->body);
+	free(json);
+}
 
 static void
 test_header_table(void **state)
 {
 	const struct header_case	*c;
 	struct payload_result		 res;
-	uint8_t				*rw, *lp;
-	size_t				 rwlen, lplen, i;
+	uint8_t				*body;
+	size_t				 len, i;
 
-	rw = tb_read(TESTDATA "prometheus-2.42/rw1-353-series.body", &rwlen);
-	lp = tb_read(TESTDATA "promtail-2.8/push-304-entries.body", &lplen);
 	for (i = 0; i < sizeof(header_cases) / sizeof(header_cases[0]); i++) {
 		c = &header_cases[i];
-		check(c->sig, c->ct, c->ce, c->sig == SIGNAL_METRICS ? rw : lp,
-		    c->sig == SIGNAL_METRICS ? rwlen : lplen, &tokyo,
-		    MISMATCH_REJECT, &res);
+		body = case_body(c->body, &len);
+		check(c->body == B_RW1 ? SIGNAL_METRICS : SIGNAL_LOGS, c->ct,
+		    c->ce, body, len, &tokyo, MISMATCH_REJECT, &res);
 		if (res.status != c->status)
-			fail_msg("case %zu (%s, ct %s, ce %s): status %d (%s), "
-			    "want %d", i, c->sig == SIGNAL_METRICS ? "metrics" : "logs",
-			    c->ct ? c->ct : "-", c->ce ? c->ce : "-",
+			fail_msg("case %zu (ct %s, ce %s): status %d (%s), "
+			    "want %d", i, c->ct ? c->ct : "-", c->ce ? c->ce : "-",
 			    res.status, res.reason, c->status);
-		if (c->why != NULL && strcmp(res.reject_reason, c->why) != 0)
-			fail_msg("case %zu: reject_reason %s, want %s", i,
-			    res.reject_reason, c->why);
+		if (c->status == 415)
+			assert_string_equal(res.reject_reason, "media_type");
+		if (c->status == 0)
+			assert_forwarded(c, body, len, &res);
 		payload_result_free(&res);
+		free(body);
 	}
-	free(rw);
+}
+
+/*
+ * Loki protobuf sent gzip or deflate: Loki inflates, then snappy-decodes.
+ * kakikomi forwards the inflated snappy bytes it checked, with no
+ * Content-Encoding, so Loki reads exactly those.
+ */
+static void
+test_loki_pb_inflated_forwarded(void **state)
+{
+	static const int	 wbits[] = { 31, -15 };
+	static const char *const ce[] = { "gzip", "deflate" };
+	struct payload_result	 res;
+	uint8_t			*lp, *z;
+	size_t			 lplen, zlen, i;
+
+	lp = case_body(B_LOKIPB, &lplen);
+	for (i = 0; i < 2; i++) {
+		z = zpack(lp, lplen, wbits[i], &zlen);
+		assert_int_equal(check(SIGNAL_LOGS, PB, ce[i], z, zlen,
+		    &tokyo, MISMATCH_REJECT, &res), 0);
+		assert_string_equal(res.content_type, PB);
+		assert_null(res.content_encoding);
+		assert_int_equal(res.fwdlen, lplen);
+		assert_memory_equal(res.fwd, lp, lplen);
+		payload_result_free(&res);
+		free(z);
+	}
 	free(lp);
+}
+
+/*
+ * A body valid as zlib and as raw deflate (bodies.h).  Its zlib reading is a
+ * compliant Loki JSON push; Go's compress/flate (Loki) reads it raw, and so
+ * must kakikomi: that reading begins 9c 21, not JSON, so 400.  Before, the
+ * zlib header made kakikomi take the zlib reading and forward the client's
+ * compressed bytes with its "deflate", which Loki would read the other way.
+ */
+static void
+test_deflate_polyglot(void **state)
+{
+	struct payload_result	 res;
+	uint8_t			*poly, *raw;
+	size_t			 rawlen;
+
+	poly = tb_deflate_polyglot("{\"streams\":[{\"stream\":{\"provider\":"
+	    "\"tokyo\",\"pad\":\"", "\"},\"values\":[[\"1\",\"x\"]]}]}", &raw,
+	    &rawlen);
+	assert_int_equal(check(SIGNAL_LOGS, JS, "deflate", poly, TB_POLY_LEN,
+	    &tokyo, MISMATCH_REJECT, &res), 400);
+	assert_string_equal(res.reject_reason, "malformed");
+	free(raw);
+	free(poly);
 }
 
 /* Snappy-wraps a decoded body and runs it as a metrics request. */
@@ -460,7 +684,20 @@ test_hostile_labels_one_mib(void **state)
 	free(labels);
 }
 
-/* Remote write 2.0 through payload_check: dispatch and 2.0 content type. */
+/*
+ * Remote write 2.0 through payload_check: every RFC 9110 spelling of the 2.0
+ * type is 2.0 to kakikomi, which forwards its canonical Content-Type.  With
+ * the client's string, Prometheus' parseProtoMsg would have read the second
+ * and third as 1.0 (" proto" and "Proto" are not "proto") and the fourth as
+ * 415 (quotes are kept): only the canonical one means 2.0 there.
+ */
+static const char *const rw2_spellings[] = {
+	PB ";proto=io.prometheus.write.v2.Request",
+	PB "; proto=io.prometheus.write.v2.Request",
+	PB ";Proto=io.prometheus.write.v2.Request",
+	PB ";proto=\"io.prometheus.write.v2.Request\"",
+};
+
 static void
 test_rw2_dispatch(void **state)
 {
@@ -482,9 +719,21 @@ test_rw2_dispatch(void **state)
 	tb_msg(&ts, 1, &refs);
 	tb_msg(&req, 5, &ts);
 	tb_snappy(&req, &body, &blen);
-	assert_int_equal(check(SIGNAL_METRICS, ct, "snappy", body, blen,
-	    &osaka, MISMATCH_REJECT, &res), 0);
-	assert_int_equal(res.series, 1);
+	for (size_t i = 0; i < sizeof(rw2_spellings) / sizeof(rw2_spellings[0]);
+	    i++) {
+		if (check(SIGNAL_METRICS, rw2_spellings[i], "snappy", body, blen,
+		    &osaka, MISMATCH_REJECT, &res) != 0)
+			fail_msg("%s: %d %s", rw2_spellings[i], res.status,
+			    res.reason);
+		assert_int_equal(res.series, 1);
+		assert_string_equal(res.content_type, ct);
+		assert_string_equal(res.rw_version, "2.0.0");
+		assert_ptr_equal(res.fwd, body);
+	}
+	/* Foreign under reject, however the 2.0 type is spelled. */
+	assert_int_equal(check(SIGNAL_METRICS, " " PB "; Proto=\"io.prometheus."
+	    "write.v2.Request\" ", NULL, body, blen, &tokyo, MISMATCH_REJECT,
+	    &res), 403);
 	assert_int_equal(check(SIGNAL_METRICS, ct, "snappy", body, blen,
 	    &tokyo, MISMATCH_REWRITE, &res), 0);
 	assert_non_null(res.body);
@@ -504,6 +753,8 @@ main(void)
 		cmocka_unit_test(test_promtail_fixture),
 		cmocka_unit_test(test_loki_json_fixtures),
 		cmocka_unit_test(test_header_table),
+		cmocka_unit_test(test_loki_pb_inflated_forwarded),
+		cmocka_unit_test(test_deflate_polyglot),
 		cmocka_unit_test(test_hostile_protobuf),
 		cmocka_unit_test(test_hostile_snappy),
 		cmocka_unit_test(test_hostile_gzip_bomb),
