@@ -252,6 +252,16 @@ http_head_find(const struct http_head *h, const char *name)
 	return NULL;
 }
 
+size_t
+http_head_count(const struct http_head *h, const char *name)
+{
+	size_t	n = 0;
+
+	for (size_t i = 0; i < h->nheaders; i++)
+		n += str_ieq(h->headers[i].name, name);
+	return n;
+}
+
 /* ---- pure core: chunked body -------------------------------------------- */
 
 /* The chunk-size line's states come first: chunk_byte() splits on CH_SIZE_LF. */

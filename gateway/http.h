@@ -81,6 +81,8 @@ int	http_parse_head(const char *buf, size_t len, struct http_head *out,
 	    const char **errstr);
 /* The first header named `name` (case-insensitive), or NULL. */
 const struct http_str *http_head_find(const struct http_head *h, const char *name);
+/* How many header lines are named `name` (case-insensitive). */
+size_t	http_head_count(const struct http_head *h, const char *name);
 
 struct http_chunked {
 	int		state;

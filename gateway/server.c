@@ -565,6 +565,33 @@ wreq_size(struct wreq *r)
 	return -1;
 }
 
+/*
+ * The headers kakikomi reads must come once: with two, kakikomi and a
+ * receiver (or Cloudflare and kakikomi) could each take a different one.
+ */
+static int
+wreq_unique_headers(struct wreq *r)
+{
+	static const char *const once[] = {
+		"Content-Type", "Content-Encoding", "Content-Length",
+		"Transfer-Encoding", "Cf-Access-Jwt-Assertion",
+		"X-Prometheus-Remote-Write-Version",
+	};
+	const struct http_head *h = http_request_head(r->req);
+	char reason[120];
+
+	for (size_t i = 0; i < sizeof(once) / sizeof(once[0]); i++) {
+		if (http_head_count(h, once[i]) <= 1)
+			continue;
+		snprintf(reason, sizeof(reason), "malformed request: header %s "
+		    "is repeated", once[i]);
+		count_refusal(r, "protocol");
+		wreq_finish(r, 400, reason, NULL);
+		return -1;
+	}
+	return 0;
+}
+
 static int
 wreq_route(struct wreq *r)
 {
@@ -613,7 +640,8 @@ head_cb(struct http_request *req, void *arg)
 {
 	struct wreq *r = wreq_new(arg, req);
 
-	if (r == NULL || wreq_route(r) != 0 || wreq_size(r) != 0 ||
+	if (r == NULL || wreq_route(r) != 0 || wreq_unique_headers(r) != 0 ||
+	    wreq_size(r) != 0 ||
 	    wreq_admit(r) != 0 || wreq_access(r) != 0 || wreq_share(r) != 0)
 		return;
 	if (r->cfg->nupstreams[r->signal] == 0) {
