@@ -1490,7 +1490,7 @@ static int
 config_finish(struct config *cfg)
 {
 	if (default_string(&cfg->listen, "0.0.0.0:8080") == -1 ||
-	    default_string(&cfg->metrics_listen, "0.0.0.0:9464") == -1 ||
+	    default_string(&cfg->metrics_listen, "127.0.0.1:9464") == -1 ||
 	    default_string(&cfg->log_level, "info") == -1 ||
 	    default_string(&cfg->label, "provider") == -1)
 		return -1;
