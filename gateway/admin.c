@@ -13,6 +13,7 @@
 #include "keyset.h"
 #include "log.h"
 #include "metrics.h"
+#include "status.h"
 
 #define ADMIN_BACKLOG	128
 #define TEXT_PLAIN	"text/plain; charset=utf-8"
@@ -70,6 +71,25 @@ metrics_page(struct http_request *req)
 		return;
 	}
 	answer(req, 200, "OK", "text/plain; version=0.0.4; charset=utf-8", NULL, page, len);
+	free(page);
+}
+
+/* GET / (HTML) and GET /api/v1/status (JSON): the same snapshot. */
+static void
+status_page(struct admin *a, struct http_request *req, int html)
+{
+	struct keyset *ks = jwks_current(a->jwks);
+	size_t len = 0;
+	char *page = html ? status_html(a->cfg, ks, &len) : status_json(a->cfg, ks, &len);
+
+	if (ks != NULL)
+		keyset_unref(ks);
+	if (page == NULL) {
+		text(req, 503, "Service Unavailable", "out of memory");
+		return;
+	}
+	answer(req, 200, "OK", html ? "text/html; charset=utf-8" : "application/json",
+	    NULL, page, len);
 	free(page);
 }
 
@@ -148,8 +168,11 @@ body_cb(struct http_request *req, void *arg)
 		text(req, 200, "OK", "ok");
 	else if (strcmp(path, "/readyz") == 0)
 		readyz(a, req);
+	else if (strcmp(path, "/") == 0 || strcmp(path, "/api/v1/status") == 0)
+		status_page(a, req, path[1] == '\0');
 	else
-		text(req, 404, "Not Found", "not found: /metrics, /healthz, /readyz, POST /-/reload");
+		text(req, 404, "Not Found", "not found: /, /api/v1/status, /metrics, /healthz, "
+		    "/readyz, POST /-/reload");
 }
 
 /* Admin requests carry no body: refuse one before reading a byte of it. */

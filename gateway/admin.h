@@ -1,6 +1,6 @@
 /*
- * admin: the metrics listener — GET /metrics, /healthz, /readyz and
- * POST /-/reload, served by kakikomi's own HTTP/1.1 front (http.h) on the
+ * admin: the metrics listener — GET / (status page), /api/v1/status (its
+ * JSON, status.h), /metrics, /healthz, /readyz and POST /-/reload, served by kakikomi's own HTTP/1.1 front (http.h) on the
  * main thread's event base; never published through the tunnel.  /readyz
  * answers 200 only once a key set is loaded.
  *

@@ -18,6 +18,7 @@
 #include "metrics.h"
 #include "ratelimit.h"
 #include "server.h"
+#include "status.h"
 
 #define DEFAULT_CONFIG		"/etc/kakikomi/kakikomi.yml"
 #define TOKEN_CACHE_ENTRIES	8192
@@ -176,6 +177,7 @@ daemon_start(struct daemon *d)
 	if ((level = log_level_parse(d->cfg->log_level)) >= 0)
 		log_set_level((enum log_level)level);
 	metrics_init();
+	status_init();
 	if ((d->base = event_base_new()) == NULL)
 		fatalx("event_base_new failed");
 	if ((d->jwks = jwks_new(d->base, &d->cfg->access)) == NULL ||
