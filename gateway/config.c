@@ -1546,7 +1546,7 @@ config_finish(struct config *cfg)
 {
 	default_site_share(&cfg->limits);
 	if (default_string(&cfg->listen, "0.0.0.0:8080") == -1 ||
-	    default_string(&cfg->metrics_listen, "0.0.0.0:9464") == -1 ||
+	    default_string(&cfg->metrics_listen, "127.0.0.1:9464") == -1 ||
 	    default_string(&cfg->log_level, "info") == -1 ||
 	    default_string(&cfg->label, "provider") == -1)
 		return -1;

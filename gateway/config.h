@@ -71,7 +71,7 @@ struct config {
 	int			 refs;		/* atomic */
 	char			*path;
 	char			*listen;	/* host:port, default 0.0.0.0:8080 */
-	char			*metrics_listen;/* default 0.0.0.0:9464 */
+	char			*metrics_listen;/* default 127.0.0.1:9464 */
 	char			*log_level;	/* default info */
 	uint64_t		 workers;	/* event-loop threads, 0 = number of cores */
 	uint64_t		 shutdown_timeout_ms;	/* default 30s */

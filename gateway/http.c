@@ -544,9 +544,10 @@ struct http_request {
 static void	conn_read(struct http_conn *c);
 
 static void
-conns_gauge(size_t n)
+conns_gauge(const struct http_server *hs, size_t n)
 {
-	metrics_gauge_set("kakikomi_open_connections", "", (double)n);
+	metrics_gauge_set("kakikomi_open_connections",
+	    hs->hooks.metric_labels ? hs->hooks.metric_labels : "", (double)n);
 }
 
 static void
@@ -583,7 +584,7 @@ conn_free(struct http_conn *c)
 	TAILQ_REMOVE(&hs->all, c, entry);
 	event_free(c->timer);
 	bufferevent_free(c->bev);
-	conns_gauge(__atomic_sub_fetch(hs->conns, 1, __ATOMIC_RELAXED));
+	conns_gauge(hs, __atomic_sub_fetch(hs->conns, 1, __ATOMIC_RELAXED));
 	free(c);
 	if (req == NULL)
 		return;
@@ -1080,13 +1081,13 @@ conn_new(struct http_server *hs, evutil_socket_t fd, const struct http_limits *l
 	    BEV_OPT_CLOSE_ON_FREE)) == NULL) {
 		evutil_closesocket(fd);
 		free(c);
-		conns_gauge(__atomic_sub_fetch(hs->conns, 1, __ATOMIC_RELAXED));
+		conns_gauge(hs, __atomic_sub_fetch(hs->conns, 1, __ATOMIC_RELAXED));
 		return;
 	}
 	if ((c->timer = evtimer_new(hs->base, timer_cb, c)) == NULL) {
 		bufferevent_free(c->bev);
 		free(c);
-		conns_gauge(__atomic_sub_fetch(hs->conns, 1, __ATOMIC_RELAXED));
+		conns_gauge(hs, __atomic_sub_fetch(hs->conns, 1, __ATOMIC_RELAXED));
 		return;
 	}
 	c->hs = hs;
@@ -1101,25 +1102,43 @@ conn_new(struct http_server *hs, evutil_socket_t fd, const struct http_limits *l
 	conn_deadline(c, lim->header_timeout_ms);
 }
 
+/* Closes the oldest connection waiting for a request's first byte; -1 when none. */
+static int
+conn_evict_idle(struct http_server *hs)
+{
+	struct http_conn *c;
+
+	TAILQ_FOREACH(c, &hs->all, entry)
+		if (c->state == C_IDLE || (c->state == C_HEAD &&
+		    evbuffer_get_length(bufferevent_get_input(c->bev)) == 0)) {
+			conn_free(c);
+			return 0;
+		}
+	return -1;
+}
+
 static void
 accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
     int salen, void *arg)
 {
 	struct http_server *hs = arg;
+	const char *labels = hs->hooks.metric_labels ? hs->hooks.metric_labels : "";
 	struct http_limits lim;
 	size_t n;
 
 	hs->hooks.limits(hs->arg, &lim);
 	n = __atomic_add_fetch(hs->conns, 1, __ATOMIC_RELAXED);
-	if (n > lim.max_connections) {
+	if (n > lim.max_connections && lim.evict_idle && conn_evict_idle(hs) == 0)
+		n = __atomic_load_n(hs->conns, __ATOMIC_RELAXED);
+	else if (n > lim.max_connections) {
 		__atomic_sub_fetch(hs->conns, 1, __ATOMIC_RELAXED);
 		evutil_closesocket(fd);
-		metrics_counter_add("kakikomi_connections_refused_total", "", 1);
+		metrics_counter_add("kakikomi_connections_refused_total", labels, 1);
 		log_debug("connection refused: max_connections (%llu) reached",
 		    (unsigned long long)lim.max_connections);
 		return;
 	}
-	conns_gauge(n);
+	conns_gauge(hs, n);
 	conn_new(hs, fd, &lim);
 }
 

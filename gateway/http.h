@@ -125,6 +125,10 @@ struct http_limits {
 	uint64_t	idle_timeout_ms;
 	uint64_t	min_body_rate;		/* bytes/s; 0: only body_timeout */
 	uint64_t	body_rate_grace_ms;	/* before min_body_rate applies */
+	/* At the cap, close the oldest connection that has not sent a byte of
+	 * a request instead of refusing the new one (nginx's reusable
+	 * connections): idle sockets then cannot lock a client out. */
+	int		evict_idle;
 };
 
 struct http_hooks {
@@ -134,6 +138,9 @@ struct http_hooks {
 	int	(*more)(struct http_request *req, size_t total, void *arg);
 	void	(*body)(struct http_request *req, void *arg);
 	void	(*fail)(struct http_request *req, int status, const char *reason, void *arg);
+	/* Label set of this server's kakikomi_open_connections and
+	 * kakikomi_connections_refused_total series; NULL for none. */
+	const char	*metric_labels;
 };
 
 struct http_field {

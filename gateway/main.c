@@ -18,6 +18,7 @@
 #include "metrics.h"
 #include "ratelimit.h"
 #include "server.h"
+#include "status.h"
 
 #define DEFAULT_CONFIG		"/etc/kakikomi/kakikomi.yml"
 #define TOKEN_CACHE_ENTRIES	8192
@@ -34,19 +35,22 @@ struct daemon {
 	struct event		*drain_timer;
 	struct timespec		 drain_deadline;
 	char			 reload_error[512];
+	int			 lifecycle;	/* --web.enable-lifecycle */
 };
 
 static void
 usage(FILE *f)
 {
 	fprintf(f,
-	    "usage: kakikomi [-c FILE] [--check-config]\n"
+	    "usage: kakikomi [-c FILE] [--check-config] [--web.enable-lifecycle]\n"
 	    "       kakikomi --healthcheck URL\n"
 	    "       kakikomi --version | --help\n"
 	    "\n"
 	    "  -c, --config FILE   kakikomi.yml (default " DEFAULT_CONFIG ")\n"
 	    "  -t, --check-config  validate kakikomi.yml and its sites file, print\n"
 	    "                      every error as file:line: reason, exit 0 or 1\n"
+	    "      --web.enable-lifecycle  allow POST /-/reload on the metrics listener\n"
+	    "                      (without it the endpoint answers 403; SIGHUP always works)\n"
 	    "      --healthcheck URL  GET URL, exit 0 on 2xx (for container health checks)\n"
 	    "  -v, --version       print the version\n"
 	    "  -h, --help          this text\n"
@@ -98,6 +102,7 @@ daemon_reload(void *arg, const char **why)
 		return -1;
 	}
 	server_set_config(d->server, cfg);
+	admin_set_config(d->admin, cfg);
 	jwks_reconfigure(d->jwks, &cfg->access);
 	config_unref(d->cfg);
 	d->cfg = cfg;
@@ -172,6 +177,7 @@ daemon_start(struct daemon *d)
 	if ((level = log_level_parse(d->cfg->log_level)) >= 0)
 		log_set_level((enum log_level)level);
 	metrics_init();
+	status_init();
 	if ((d->base = event_base_new()) == NULL)
 		fatalx("event_base_new failed");
 	if ((d->jwks = jwks_new(d->base, &d->cfg->access)) == NULL ||
@@ -181,7 +187,7 @@ daemon_start(struct daemon *d)
 	jwks_start(d->jwks);
 	if (server_start(d->server) != 0)
 		fatalx("cannot listen on %s", d->cfg->listen);
-	if ((d->admin = admin_new(d->base, d->cfg->metrics_listen, d->jwks,
+	if ((d->admin = admin_new(d->base, d->cfg, d->jwks, d->lifecycle,
 	    daemon_reload, d)) == NULL)
 		fatalx("cannot listen on %s", d->cfg->metrics_listen);
 	log_info("kakikomi %s started: %zu sites, metrics on %s", KAKIKOMI_VERSION,
@@ -204,9 +210,9 @@ daemon_stop(struct daemon *d)
 }
 
 static int
-run(const char *path)
+run(const char *path, int lifecycle)
 {
-	struct daemon d = { .config_path = path };
+	struct daemon d = { .config_path = path, .lifecycle = lifecycle };
 	struct event *ev_hup, *ev_term, *ev_int;
 
 	if (evthread_use_pthreads() != 0)
@@ -235,12 +241,13 @@ main(int argc, char *argv[])
 		{ "config", required_argument, NULL, 'c' },
 		{ "check-config", no_argument, NULL, 't' },
 		{ "healthcheck", required_argument, NULL, 'H' },
+		{ "web.enable-lifecycle", no_argument, NULL, 'L' },
 		{ "version", no_argument, NULL, 'v' },
 		{ "help", no_argument, NULL, 'h' },
 		{ NULL, 0, NULL, 0 },
 	};
 	const char *path = DEFAULT_CONFIG;
-	int check = 0, ch;
+	int check = 0, lifecycle = 0, ch;
 
 	while ((ch = getopt_long(argc, argv, "c:tvh", opts, NULL)) != -1) {
 		switch (ch) {
@@ -252,6 +259,9 @@ main(int argc, char *argv[])
 			break;
 		case 'H':
 			return healthcheck_run(optarg);
+		case 'L':
+			lifecycle = 1;
+			break;
 		case 'v':
 			printf("kakikomi %s\n", KAKIKOMI_VERSION);
 			return 0;
@@ -267,5 +277,5 @@ main(int argc, char *argv[])
 		usage(stderr);
 		return 2;
 	}
-	return check ? check_config(path) : run(path);
+	return check ? check_config(path) : run(path, lifecycle);
 }

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "acked.h"
+#include "admin.h"
 #include "http.h"
 #include "log.h"
 #include "metrics.h"
@@ -830,10 +831,11 @@ server_new(struct config *cfg, struct jwks *jwks, struct access *access)
 /*
  * Raises the open-file limit to its hard limit and caps client connections
  * below it: an accept failing with EMFILE leaves the listener readable, and
- * libevent would retry it in a loop.  Upstream connections (a pool per
+ * libevent would retry it in a loop.  One budget for every descriptor: the
+ * admin listener's connections (admin.h), upstream connections (a pool per
  * worker), the key-set fetch and the logs keep `reserve` descriptors.
  */
-#define FD_RESERVE_BASE		64
+#define FD_RESERVE_BASE		(64 + ADMIN_MAX_CONNECTIONS)
 #define FD_RESERVE_PER_WORKER	128
 
 static void

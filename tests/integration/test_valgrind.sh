@@ -19,7 +19,7 @@ write_config "$T_TMP/kk" "$KK" "$KM" \
 sed -i 's/workers: 2/workers: 1/' "$T_TMP/kk/kakikomi.yml"
 valgrind --leak-check=full --show-leak-kinds=definite,indirect --errors-for-leak-kinds=definite,indirect \
     --error-exitcode=99 --log-file="$T_TMP/valgrind.log" \
-    "$T_BUILD/kakikomi" -c "$T_TMP/kk/kakikomi.yml" >"$T_TMP/kakikomi.log" 2>&1 &
+    "$T_BUILD/kakikomi" --web.enable-lifecycle -c "$T_TMP/kk/kakikomi.yml" >"$T_TMP/kakikomi.log" 2>&1 &
 KK_PID=$!
 track_pid "$KK_PID"
 wait_http "http://127.0.0.1:$KM/readyz" 60 || tap_bail "kakikomi under valgrind did not become ready"

@@ -295,7 +295,7 @@ test_defaults(void **state)
 	const struct site	*s = &cfg->sites[0];
 
 	assert_string_equal(cfg->listen, "0.0.0.0:8080");
-	assert_string_equal(cfg->metrics_listen, "0.0.0.0:9464");
+	assert_string_equal(cfg->metrics_listen, "127.0.0.1:9464");
 	assert_string_equal(cfg->log_level, "info");
 	assert_int_equal(cfg->workers, 0);
 	assert_int_equal(cfg->shutdown_timeout_ms, 30000);
