@@ -23,6 +23,7 @@
 #include "payload.h"
 #include "policy.h"
 #include "ratelimit.h"
+#include "status.h"
 #include "upstream.h"
 
 #define MAX_WORKERS		64
@@ -237,8 +238,10 @@ count_accepted(const struct wreq *r)
 	metrics_escape(site, sizeof(site), r->site->name);
 	snprintf(labels, sizeof(labels), "site=\"%s\",signal=\"%s\"", site, sig);
 	metrics_counter_add("kakikomi_series_total", labels, (double)p->series);
-	if (p->rewritten)
+	if (p->rewritten) {
 		metrics_counter_add("kakikomi_rewritten_series_total", labels, (double)p->rewritten);
+		status_note_rewritten(r->site->name, r->signal, p->rewritten);
+	}
 	metrics_gauge_set("kakikomi_site_last_write_timestamp_seconds", labels, (double)time(NULL));
 	snprintf(labels, sizeof(labels), "site=\"%s\"", site);
 	if (r->signal == SIGNAL_METRICS)
@@ -309,6 +312,8 @@ wreq_finish(struct wreq *r, int status, const char *reason, const char *retry_af
 	    status < 300 ? NULL : reason, since(&r->start));
 	if (r->routed)
 		count_request(r, status);
+	if (r->routed && r->site != NULL)
+		status_note_write(r->site->name, r->signal, status, reason);
 	if (r->counted)
 		inflight_release(r->w->srv, r);
 	payload_result_free(&r->payload);

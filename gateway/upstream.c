@@ -17,6 +17,7 @@
 
 #include "log.h"
 #include "metrics.h"
+#include "status.h"
 
 #define TARGET_MAX_CONNS	64	/* per upstream URL and worker */
 #define UPSTREAM_MAX_RESPONSE	(1024 * 1024)
@@ -269,6 +270,7 @@ leg_record(struct leg *leg, int status)
 	snprintf(labels, sizeof(labels), "signal=\"%s\",upstream=\"%s\"",
 	    signal_name(leg->fo->signal), url);
 	metrics_observe("kakikomi_upstream_duration_seconds", labels, elapsed_s(&leg->start));
+	status_note_upstream(leg->role, status, elapsed_s(&leg->start));
 }
 
 /* The log line names the upstream by role and URL; the sender sees the role only. */
