@@ -9,14 +9,15 @@
  * (sorted, empty values dropped, as Loki itself normalises) and copies every
  * other byte (entries, structured metadata, hash, unknown fields) as is.
  *
- * loki_check_json() takes the JSON push body (already inflated).  Nesting
- * deeper than a push body ever needs is refused before jansson sees it.  A
- * rewrite sets the label in each offending stream object and re-serialises
- * the whole body (compact JSON).
+ * loki_check_json() takes the JSON push body (already inflated) and
+ * re-serialises it as it checks (lokijson.h): what Loki is sent is always
+ * kakikomi's canonical JSON, never the client's bytes.
  *
- * Both return an enum labels_outcome.  On LABELS_REWRITE *out holds the new
- * body (uncompressed; caller frees with pb_buf_free; untouched otherwise).
- * On LABELS_REJECT / LABELS_MALFORMED `reason` holds one line.
+ * Both return an enum labels_outcome and leave *out untouched unless they
+ * build a body.  loki_check_pb: on LABELS_REWRITE *out holds the new body.
+ * loki_check_json: on LABELS_PASS and LABELS_REWRITE *out holds the body to
+ * forward (uncompressed JSON).  Bodies are freed with pb_buf_free.  On
+ * LABELS_REJECT / LABELS_MALFORMED `reason` holds one line.
  */
 #ifndef KAKIKOMI_LOKI_H
 #define KAKIKOMI_LOKI_H
