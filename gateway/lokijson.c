@@ -67,6 +67,20 @@ lj_nomem(struct lj *j)
 	return -1;
 }
 
+/*
+ * pb_put_raw() without the call while the reserved room lasts: the output
+ * of a pass is never longer than its input, so that is nearly always.
+ */
+static inline void
+lj_put(struct pb_buf *b, const void *p, size_t n)
+{
+	if (n > 0 && n <= b->cap - b->len && !b->failed) {
+		memcpy(b->data + b->len, p, n);
+		b->len += n;
+	} else
+		pb_put_raw(b, p, n);
+}
+
 /* The next byte after RFC 8259 whitespace, or -1 at the end. */
 static int
 lj_peek(struct lj *j)
@@ -140,10 +154,10 @@ lj_put_escape(struct pb_buf *b, uint8_t c)
 	default:
 		e[4] = hex[c >> 4];
 		e[5] = hex[c & 15];
-		pb_put_raw(b, e, 6);
+		lj_put(b, e, 6);
 		return;
 	}
-	pb_put_raw(b, e, 2);
+	lj_put(b, e, 2);
 }
 
 static int
@@ -158,15 +172,15 @@ lj_put_string(struct pb_buf *b, const uint8_t *s, size_t n)
 {
 	size_t	i = 0, run;
 
-	pb_put_raw(b, "\"", 1);
+	lj_put(b, "\"", 1);
 	while (i < n) {
 		for (run = i; i < n && lj_plain(s[i]); i++)
 			;
-		pb_put_raw(b, s + run, i - run);
+		lj_put(b, s + run, i - run);
 		if (i < n)
 			lj_put_escape(b, s[i++]);
 	}
-	pb_put_raw(b, "\"", 1);
+	lj_put(b, "\"", 1);
 }
 
 /* Length of the well-formed UTF-8 sequence (RFC 3629) at p, or 0. */
@@ -230,7 +244,7 @@ lj_put_cp(struct pb_buf *b, uint32_t cp, int canon)
 		if (n > 3)
 			u[1] = (uint8_t)(0x80 | (cp >> 12 & 0x3f));
 	}
-	pb_put_raw(b, u, n);
+	lj_put(b, u, n);
 }
 
 /* Four hex digits at p (bounds checked by the caller); -1 if not hex. */
@@ -305,11 +319,11 @@ lj_string(struct lj *j, struct pb_buf *b, int canon)
 	size_t		 n;
 
 	if (canon)
-		pb_put_raw(b, "\"", 1);
+		lj_put(b, "\"", 1);
 	for (;;) {
 		for (run = p; p < j->end && *p < 0x80 && lj_plain(*p); p++)
 			;
-		pb_put_raw(b, run, (size_t)(p - run));
+		lj_put(b, run, (size_t)(p - run));
 		j->p = p;
 		if (p == j->end)
 			return lj_fail(j, "unterminated string");
@@ -324,13 +338,13 @@ lj_string(struct lj *j, struct pb_buf *b, int canon)
 		else if ((n = lj_utf8(p, j->end)) == 0)
 			return lj_fail(j, "invalid UTF-8 in a string");
 		else {
-			pb_put_raw(b, p, n);
+			lj_put(b, p, n);
 			p += n;
 		}
 	}
 	j->p = p + 1;
 	if (canon)
-		pb_put_raw(b, "\"", 1);
+		lj_put(b, "\"", 1);
 	return 0;
 }
 
@@ -475,15 +489,15 @@ lj_put_pairs(struct pb_buf *b, const struct labels_set *ls)
 {
 	size_t	i;
 
-	pb_put_raw(b, "{", 1);
+	lj_put(b, "{", 1);
 	for (i = 0; i < ls->n; i++) {
 		if (i > 0)
-			pb_put_raw(b, ",", 1);
+			lj_put(b, ",", 1);
 		lj_put_string(b, ls->v[i].name, ls->v[i].nlen);
-		pb_put_raw(b, ":", 1);
+		lj_put(b, ":", 1);
 		lj_put_string(b, ls->v[i].value, ls->v[i].vlen);
 	}
-	pb_put_raw(b, "}", 1);
+	lj_put(b, "}", 1);
 }
 
 /* Appends n bytes of src at offset `at` of b, moving what follows. */
@@ -522,10 +536,10 @@ lj_labels(struct lj *j, size_t at)
 		j->st->rewritten++;
 	}
 	j->text.len = 0;
-	pb_put_raw(b, "\"stream\":", 9);
+	lj_put(b, "\"stream\":", 9);
 	lj_put_pairs(b, &j->ls);
 	if (at != SIZE_MAX) {
-		pb_put_raw(b, ",", 1);
+		lj_put(b, ",", 1);
 		if (pb_buf_failed(b))
 			return lj_nomem(j);
 		lj_insert(j->out, at, j->text.data, j->text.len);
@@ -550,7 +564,7 @@ lj_metadata(struct lj *j)
 		return -1;
 	}
 	if (j->ls.n > 0) {
-		pb_put_raw(j->out, ",", 1);
+		lj_put(j->out, ",", 1);
 		lj_put_pairs(j->out, &j->ls);
 	}
 	return 0;
@@ -564,7 +578,7 @@ lj_timestamp(struct lj *j)
 	uint64_t	 v = 0, max = INT64_MAX, d;
 	size_t		 digits = 0;
 	int		 neg = 0;
-	char		 num[24];
+	char		 num[24], *q;
 
 	if (lj_peek(j) != '"')
 		return lj_fail(j, "a timestamp is not a string");
@@ -583,9 +597,15 @@ lj_timestamp(struct lj *j)
 	if (digits == 0 || p == j->end || *p != '"')
 		return lj_fail(j, "a timestamp is not decimal nanoseconds");
 	j->p = p + 1;
-	snprintf(num, sizeof(num), "\"%s%" PRIu64 "\"", neg && v > 0 ?
-	    "-" : "", v);
-	pb_put_raw(j->out, num, strlen(num));
+	q = num + sizeof(num);
+	*--q = '"';
+	do {
+		*--q = (char)('0' + v % 10);
+	} while ((v /= 10) > 0);
+	if (neg && q[0] != '0')
+		*--q = '-';
+	*--q = '"';
+	lj_put(j->out, q, (size_t)(num + sizeof(num) - q));
 	return 0;
 }
 
@@ -594,11 +614,11 @@ lj_entry(struct lj *j)
 {
 	if (lj_eat(j, '[', "an entry is not an array") == -1)
 		return -1;
-	pb_put_raw(j->out, "[", 1);
+	lj_put(j->out, "[", 1);
 	if (lj_timestamp(j) == -1 ||
 	    lj_eat(j, ',', "an entry has no line") == -1)
 		return -1;
-	pb_put_raw(j->out, ",", 1);
+	lj_put(j->out, ",", 1);
 	if (lj_peek(j) != '"')
 		return lj_fail(j, "a line is not a string");
 	if (lj_string(j, j->out, 1) == -1)
@@ -611,7 +631,7 @@ lj_entry(struct lj *j)
 	if (lj_eat(j, ']', "an entry is [\"<ns>\", \"<line>\"] or "
 	    "[\"<ns>\", \"<line>\", {metadata}]") == -1)
 		return -1;
-	pb_put_raw(j->out, "]", 1);
+	lj_put(j->out, "]", 1);
 	j->st->entries++;
 	return 0;
 }
@@ -624,14 +644,14 @@ lj_values(struct lj *j)
 
 	if (lj_eat(j, '[', "\"values\" is not an array") == -1)
 		return -1;
-	pb_put_raw(j->out, "\"values\":[", 10);
+	lj_put(j->out, "\"values\":[", 10);
 	while ((rc = lj_more(j, ']', &n)) == 1) {
 		if (n > 1)
-			pb_put_raw(j->out, ",", 1);
+			lj_put(j->out, ",", 1);
 		if (lj_entry(j) == -1)
 			return -1;
 	}
-	pb_put_raw(j->out, "]", 1);
+	lj_put(j->out, "]", 1);
 	return rc;
 }
 
@@ -646,7 +666,7 @@ lj_stream(struct lj *j)
 	j->nstream++;
 	if (lj_eat(j, '{', "a stream is not an object") == -1)
 		return -1;
-	pb_put_raw(j->out, "{", 1);
+	lj_put(j->out, "{", 1);
 	base = j->out->len;
 	while ((rc = lj_more(j, '}', &n)) == 1) {
 		if ((k = lj_key(j, K_STREAM | K_VALUES, &seen)) == -1)
@@ -655,7 +675,7 @@ lj_stream(struct lj *j)
 			rc = lj_labels(j, seen & K_VALUES ? base : SIZE_MAX);
 		else {
 			if (seen & K_STREAM)
-				pb_put_raw(j->out, ",", 1);
+				lj_put(j->out, ",", 1);
 			rc = lj_values(j);
 		}
 		if (rc == -1)
@@ -666,7 +686,7 @@ lj_stream(struct lj *j)
 	if (seen != (K_STREAM | K_VALUES))
 		return lj_fail(j, "a stream needs a \"stream\" object and a "
 		    "\"values\" array");
-	pb_put_raw(j->out, "}", 1);
+	lj_put(j->out, "}", 1);
 	j->st->streams++;
 	return 0;
 }
@@ -679,7 +699,7 @@ lj_document(struct lj *j)
 
 	if (lj_eat(j, '{', "the body is not {\"streams\": [...]}") == -1)
 		return -1;
-	pb_put_raw(j->out, "{\"streams\":[", 12);
+	lj_put(j->out, "{\"streams\":[", 12);
 	while ((rc = lj_more(j, '}', &n)) == 1) {
 		if (lj_key(j, K_STREAMS, &seen) == -1 ||
 		    lj_eat(j, '[', "\"streams\" is not an array") == -1)
@@ -687,7 +707,7 @@ lj_document(struct lj *j)
 		ns = 0;
 		while ((rc = lj_more(j, ']', &ns)) == 1) {
 			if (ns > 1)
-				pb_put_raw(j->out, ",", 1);
+				lj_put(j->out, ",", 1);
 			if (lj_stream(j) == -1)
 				return -1;
 		}
@@ -698,7 +718,7 @@ lj_document(struct lj *j)
 		return -1;
 	if (seen == 0)
 		return lj_fail(j, "the body is not {\"streams\": [...]}");
-	pb_put_raw(j->out, "]}", 2);
+	lj_put(j->out, "]}", 2);
 	if (lj_peek(j) != -1)
 		return lj_fail(j, "data after the document");
 	return 0;
