@@ -31,10 +31,13 @@
  *
  * The parser is a fixed chain of one function per schema level (none calls
  * itself), so its stack depth is the schema's, never the input's.  Memory
- * per request: the output (at most the input plus, per rewritten stream,
- * the site pair and 6 bytes; reserved up front as len + len/8 + 64), plus
- * the decoded strings of one label map or metadata object (at most its own
- * size) and LOKIJSON_MAX_PAIRS label views: about 1.2 x decoded size + 64 KiB.
+ * per request, besides the input: the output, reserved as len + len/8 + 64
+ * and never longer than the input unless streams are rewritten (then each
+ * grows by |label| + |value| + 6 bytes; a stream is at least 25 input bytes,
+ * so at worst 1.8 x the input for provider="tokyo"), plus twice the
+ * decoded strings of the largest label map or metadata object and at most
+ * LOKIJSON_MAX_PAIRS 40-byte label views.  Measured peak RSS for 32 MiB of
+ * tiny entries: ~70 MB with the input (jansson's tree: ~1.1 GB).
  */
 #ifndef KAKIKOMI_LOKIJSON_H
 #define KAKIKOMI_LOKIJSON_H
