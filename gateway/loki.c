@@ -5,9 +5,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include <jansson.h>
-
 #include "loki.h"
+#include "lokijson.h"
 
 #define PUSH_STREAMS	1
 #define STREAM_LABELS	1
@@ -15,14 +14,6 @@
 #define ENTRY_METADATA	3	/* structuredMetadata (Loki >= 2.9) */
 #define PAIR_NAME	1
 #define PAIR_VALUE	2
-
-/*
- * A push body nests 6 deep (body, streams, stream, values, entry, metadata);
- * anything much deeper is refused before jansson's recursive parser sees it.
- */
-#define JSON_MAX_DEPTH	32
-/* int64 nanoseconds, as Loki's strconv.ParseInt reads them. */
-#define TS_MAX_DIGITS	19
 
 struct lscan {
 	const struct payload_rule	*rule;
@@ -309,199 +300,12 @@ loki_check_pb(const uint8_t *buf, size_t len,
 	return rc;
 }
 
-/* JSON */
-
-/* 1 when brackets outside strings never nest deeper than JSON_MAX_DEPTH. */
-static int
-json_depth_ok(const uint8_t *buf, size_t len)
-{
-	size_t	i;
-	int	depth = 0, instr = 0;
-
-	for (i = 0; i < len; i++) {
-		if (instr) {
-			if (buf[i] == '\\')
-				i++;
-			else if (buf[i] == '"')
-				instr = 0;
-		} else if (buf[i] == '"')
-			instr = 1;
-		else if (buf[i] == '{' || buf[i] == '[') {
-			if (++depth > JSON_MAX_DEPTH)
-				return 0;
-		} else if (buf[i] == '}' || buf[i] == ']')
-			depth--;
-	}
-	return 1;
-}
-
-/* A decimal int64, as a string (a JSON number is refused, as Loki does). */
-static int
-json_timestamp_ok(const json_t *ts)
-{
-	const char	*s;
-	size_t		 n, i;
-
-	if (!json_is_string(ts))
-		return 0;
-	s = json_string_value(ts);
-	n = json_string_length(ts);
-	if (n > 0 && s[0] == '-') {
-		s++;
-		n--;
-	}
-	if (n == 0 || n > TS_MAX_DIGITS)
-		return 0;
-	for (i = 0; i < n; i++)
-		if (s[i] < '0' || s[i] > '9')
-			return 0;
-	return n < TS_MAX_DIGITS || strncmp(s, "9223372036854775807", n) <= 0;
-}
-
-static int
-json_entry_ok(const json_t *e)
-{
-	size_t	n = json_array_size(e);
-
-	return json_is_array(e) && (n == 2 || n == 3) &&
-	    json_timestamp_ok(json_array_get(e, 0)) &&
-	    json_is_string(json_array_get(e, 1)) &&
-	    (n == 2 || json_is_object(json_array_get(e, 2)));
-}
-
-static int
-json_labels(struct lscan *s, json_t *labels)
-{
-	const char	*key;
-	json_t		*val;
-
-	labels_set_reset(&s->ls);
-	json_object_foreach(labels, key, val) {
-		if (!json_is_string(val)) {
-			s->errstr = "a label value is not a string";
-			return -1;
-		}
-		if (!labels_valid_name((const uint8_t *)key, strlen(key))) {
-			s->errstr = "invalid label name";
-			return -1;
-		}
-		if (labels_add(&s->ls, (const uint8_t *)key, strlen(key),
-		    (const uint8_t *)json_string_value(val),
-		    json_string_length(val)) == -1) {
-			s->errstr = "out of memory";
-			return -1;
-		}
-	}
-	return 0;
-}
-
-/* Checks one stream object; 1 when the scan may stop (reject). */
-static int
-json_stream(struct lscan *s, json_t *stream)
-{
-	json_t	*labels, *values, *e;
-	size_t	 i;
-	int	 rc;
-
-	labels = json_object_get(stream, "stream");
-	values = json_object_get(stream, "values");
-	s->errstr = "a stream needs a \"stream\" object and a \"values\" array";
-	if (!json_is_object(labels) || !json_is_array(values))
-		return malformed(s, "JSON");
-	if (json_labels(s, labels) == -1)
-		return malformed(s, "JSON");
-	json_array_foreach(values, i, e) {
-		if (!json_entry_ok(e)) {
-			s->errstr = "an entry is not [\"<ns timestamp string>\", "
-			    "\"<line>\"(, {metadata})]";
-			return malformed(s, "JSON");
-		}
-	}
-	s->st->streams++;
-	s->st->entries += json_array_size(values);
-	if ((rc = judge_stream(s)) != 0 || s->rule->mode == MISMATCH_REJECT ||
-	    labels_verdict(&s->ls, s->rule) == LABELS_OK)
-		return rc;
-	if (json_object_set_new(labels, s->rule->label,
-	    json_string(s->rule->values->v[0])) == -1) {
-		s->errstr = "out of memory";
-		return malformed(s, "JSON");
-	}
-	return 0;
-}
-
-static int
-json_streams(struct lscan *s, json_t *root)
-{
-	json_t	*streams, *stream;
-	size_t	 i;
-	int	 rc;
-
-	streams = json_object_get(root, "streams");
-	if (!json_is_object(root) || !json_is_array(streams)) {
-		s->errstr = "the body is not {\"streams\": [...]}";
-		return malformed(s, "JSON");
-	}
-	json_array_foreach(streams, i, stream) {
-		if (!json_is_object(stream)) {
-			s->errstr = "a stream is not an object";
-			return malformed(s, "JSON");
-		}
-		if ((rc = json_stream(s, stream)) != 0)
-			return rc == 1 ? 0 : -1;
-	}
-	return 0;
-}
-
-static int
-json_serialise(json_t *root, struct pb_buf *out)
-{
-	size_t	n;
-
-	if ((n = json_dumpb(root, NULL, 0, JSON_COMPACT)) == 0)
-		return LABELS_NOMEM;
-	pb_buf_init(out, n);
-	if (out->cap < n || json_dumpb(root, (char *)out->data, n,
-	    JSON_COMPACT) != n) {
-		pb_buf_free(out);
-		return LABELS_NOMEM;
-	}
-	out->len = n;
-	return LABELS_REWRITE;
-}
+/* JSON: see lokijson.h. */
 
 int
 loki_check_json(const uint8_t *buf, size_t len,
     const struct payload_rule *rule, struct loki_stats *st,
     struct pb_buf *out, char *reason, size_t reasonsz)
 {
-	struct lscan	 s;
-	json_t		*root;
-	json_error_t	 err;
-	int		 rc;
-
-	lscan_init(&s, rule, st, reason, reasonsz);
-	if (!json_depth_ok(buf, len)) {
-		snprintf(reason, reasonsz, "malformed Loki push: JSON nested "
-		    "deeper than %d", JSON_MAX_DEPTH);
-		return LABELS_MALFORMED;
-	}
-	root = json_loadb((const char *)buf, len,
-	    JSON_REJECT_DUPLICATES | JSON_ALLOW_NUL, &err);
-	if (root == NULL) {
-		snprintf(reason, reasonsz, "malformed Loki push: JSON: %s",
-		    err.text);
-		return LABELS_MALFORMED;
-	}
-	if (json_streams(&s, root) == -1)
-		rc = LABELS_MALFORMED;
-	else if (!s.found)
-		rc = LABELS_PASS;
-	else if (rule->mode == MISMATCH_REJECT)
-		rc = LABELS_REJECT;
-	else
-		rc = json_serialise(root, out);
-	json_decref(root);
-	lscan_free(&s);
-	return rc;
+	return lokijson_check(buf, len, rule, st, out, reason, reasonsz);
 }

@@ -13,16 +13,16 @@
  * checked, not rewritten: the site label there with a value the site may not
  * write is LABELS_REJECT in both modes.
  *
- * loki_check_json() takes the JSON push body (already inflated).  Nesting
- * deeper than a push body ever needs is refused before jansson sees it.  A
- * rewrite sets the label in each offending stream object and re-serialises
- * the whole body (compact JSON).
+ * loki_check_json() takes the JSON push body (already inflated) and
+ * re-serialises it as it checks (lokijson.h): what Loki is sent is always
+ * kakikomi's canonical JSON, never the client's bytes.
  *
- * Both return an enum labels_outcome.  On LABELS_REWRITE *out holds the new
- * body (uncompressed; caller frees with pb_buf_free; untouched otherwise;
- * LABELS_REWRITE with st->rewritten 0 means only spellings were made
- * canonical).
- * On LABELS_REJECT / LABELS_MALFORMED `reason` holds one line.
+ * Both return an enum labels_outcome and leave *out untouched unless they
+ * build a body.  loki_check_pb: on LABELS_REWRITE *out holds the new body.
+ * loki_check_json: on LABELS_PASS and LABELS_REWRITE *out holds the body to
+ * forward (uncompressed JSON).  loki_check_pb's LABELS_REWRITE with
+ * st->rewritten 0 means only spellings were made canonical.  Bodies are
+ * freed with pb_buf_free.  On LABELS_REJECT / LABELS_MALFORMED `reason` holds one line.
  */
 #ifndef KAKIKOMI_LOKI_H
 #define KAKIKOMI_LOKI_H

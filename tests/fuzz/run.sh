@@ -12,7 +12,7 @@ out=build-fuzz
 td=../shared/testdata
 cc_fuzz=${FUZZ_CC:-clang}
 targets="fuzz_promrw fuzz_lokipb fuzz_labels fuzz_lokijson fuzz_http fuzz_mediatype"
-srcs="gateway/pb.c gateway/codec.c gateway/labels.c gateway/promrw.c gateway/loki.c gateway/payload.c gateway/http.c gateway/log.c gateway/metrics.c gateway/mediatype.c"
+srcs="gateway/pb.c gateway/codec.c gateway/labels.c gateway/promrw.c gateway/loki.c gateway/lokijson.c gateway/payload.c gateway/http.c gateway/log.c gateway/metrics.c gateway/mediatype.c"
 cflags="-std=c11 -D_GNU_SOURCE -DKAKIKOMI_VERSION=\"fuzz\" -g -O1 -Igateway $(pkg-config --cflags jansson zlib)"
 libs="$(pkg-config --libs jansson zlib libevent) -lsnappy -lpthread"
 
@@ -45,6 +45,8 @@ seed fuzz_lokijson
 cat "$td/loki-json/push.json" >"$out/seeds/fuzz_lokijson/push.json"
 printf '%s' '{"streams":[{"stream":{"provider":"osaka","a":""},"values":[["-5","x",{"k":"v"}]]}]}' \
     >"$out/seeds/fuzz_lokijson/small.json"
+printf '%s' ' {"STREAMS":[{"Values":[["007","\u00e9\ud83d\ude00\/",{"Provider":"x","provider":"tokyo"}]],"sTream":{"\u0070rovider":"osaka"}}]} ' \
+    >"$out/seeds/fuzz_lokijson/variants.json"
 seed fuzz_http
 printf 'POST /api/v1/write HTTP/1.1\r\nHost: kakikomi:8080\r\nContent-Type: application/x-protobuf\r\nContent-Encoding: snappy\r\nContent-Length: 41690\r\nCf-Access-Jwt-Assertion: e30.e30.sig\r\n\r\n' >"$out/seeds/fuzz_http/post"
 printf 'POST /loki/api/v1/push HTTP/1.1\r\nTransfer-Encoding: chunked\r\nExpect: 100-continue\r\n\r\n5\r\nhello\r\n0\r\n\r\n' >"$out/seeds/fuzz_http/chunked"

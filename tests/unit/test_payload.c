@@ -421,13 +421,17 @@ assert_forwarded(const struct header_case *c, const uint8_t *body,
 		assert_string_equal(res->rw_version, "0.1.0");
 	else
 		assert_null(res->rw_version);
-	if (c->body != B_JSON_GZ) {
+	if (c->body != B_JSON_GZ && c->body != B_JSON) {
 		/* The very bytes the client sent and kakikomi checked. */
 		assert_ptr_equal(res->fwd, body);
 		assert_int_equal(res->fwdlen, len);
 		return;
 	}
-	/* The inflated document: Loki gets it without Content-Encoding. */
+	/*
+	 * JSON: kakikomi's own serialisation of the document it checked, never
+	 * the client's bytes (this document is canonical already, so they are
+	 * equal), without Content-Encoding.
+	 */
 	json = case_body(B_JSON, &jlen);
 	assert_int_equal(res->fwdlen, jlen);
 	assert_memory_equal(res->fwd, json, jlen);
