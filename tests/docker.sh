@@ -14,13 +14,17 @@ DOCKER=/usr/bin/docker			# not a newer client first on PATH (no buildx here)
 export DOCKER_HOST=unix://$DK_SOCK
 DK_T0=$SECONDS
 
-# phase NAME: prints how long the previous phase took and starts NAME.
+# phase NAME: ends the previous phase (its time is printed, and summed up by
+# phase_end in a TAP line, so that tests/run.sh shows it) and starts NAME.
 phase() {
-	[ -z "${DK_PHASE:-}" ] || echo "# phase $DK_PHASE: $((SECONDS - DK_PHASE_T0)) s"
+	if [ -n "${DK_PHASE:-}" ]; then
+		echo "# phase $DK_PHASE: $((SECONDS - DK_PHASE_T0)) s"
+		DK_TIMES="${DK_TIMES:+$DK_TIMES, }$DK_PHASE $((SECONDS - DK_PHASE_T0)) s"
+	fi
 	DK_PHASE=$1
 	DK_PHASE_T0=$SECONDS
 }
-phase_end() { phase ""; echo "# total: $((SECONDS - DK_T0)) s"; }
+phase_end() { phase ""; tap_ok "took $((SECONDS - DK_T0)) s: $DK_TIMES"; }
 
 dk() { "$DOCKER" -H "unix://$DK_SOCK" "$@"; }
 
