@@ -24,8 +24,8 @@
 #define HEALTHCHECK_STATUS_MAX	256	/* only the status line is read */
 
 struct probe {
-	const char	*url;
-	const char	*host;
+	const char	*host;		/* as in the URL: the Host header */
+	char		 addr[256];	/* for getaddrinfo: an IPv6 literal without [] */
 	char		 port[12];
 	const char	*path;
 	struct timespec	 deadline;
@@ -85,7 +85,7 @@ dial(const struct probe *p)
 	    .ai_flags = AI_NUMERICSERV }, *res, *ai;
 	int fd = -1, rc, err = 0;
 
-	if ((rc = getaddrinfo(p->host, p->port, &hints, &res)) != 0) {
+	if ((rc = getaddrinfo(p->addr, p->port, &hints, &res)) != 0) {
 		fprintf(stderr, "kakikomi: healthcheck: cannot resolve %s: %s\n",
 		    p->host, gai_strerror(rc));
 		return -1;
@@ -163,24 +163,32 @@ static int
 probe_init(struct probe *p, const struct evhttp_uri *uri)
 {
 	const char *scheme = evhttp_uri_get_scheme(uri);
-	int port = evhttp_uri_get_port(uri);
+	int port = evhttp_uri_get_port(uri), n;
 
 	p->host = evhttp_uri_get_host(uri);
+	if (p->host == NULL || *p->host == '\0')
+		return -1;
+	if (p->host[0] == '[')
+		n = snprintf(p->addr, sizeof(p->addr), "%.*s", (int)strcspn(p->host + 1, "]"),
+		    p->host + 1);
+	else
+		n = snprintf(p->addr, sizeof(p->addr), "%s", p->host);
+	if (n < 0 || (size_t)n >= sizeof(p->addr))
+		return -1;
 	p->path = evhttp_uri_get_path(uri);
 	if (p->path == NULL || *p->path == '\0')
 		p->path = "/";
 	snprintf(p->port, sizeof(p->port), "%d", port > 0 ? port : 80);
 	clock_gettime(CLOCK_MONOTONIC, &p->deadline);
 	p->deadline.tv_sec += HEALTHCHECK_TIMEOUT_MS / 1000;
-	return scheme != NULL && strcmp(scheme, "http") == 0 && p->host != NULL &&
-	    *p->host != '\0' ? 0 : -1;
+	return scheme != NULL && strcmp(scheme, "http") == 0 ? 0 : -1;
 }
 
 int
 healthcheck_run(const char *url)
 {
 	struct evhttp_uri *uri = evhttp_uri_parse(url);
-	struct probe p = { .url = url };
+	struct probe p = { .host = NULL };
 	int fd, code = -1;
 
 	if (uri == NULL || probe_init(&p, uri) == -1) {

@@ -39,7 +39,7 @@ dockerd_start() {
 	# The data root is cached too: the Dockerfile's apt layers are reused on a
 	# rerun, as on an operator's host.
 	/usr/sbin/dockerd --data-root "$DK_CACHE/data" --exec-root "$DK_ROOT/exec" \
-	    --pidfile "$DK_ROOT/dockerd.pid" -H "unix://$DK_SOCK" >"$T_TMP/dockerd.log" 2>&1 &
+	    --pidfile "$DK_ROOT/dockerd.pid" -H "unix://$DK_SOCK" >"$T_TMP/dockerd.log" 2>&1 9>&- &
 	DK_PID=$!
 	track_pid "$DK_PID"
 	while ! dk info >/dev/null 2>&1; do
