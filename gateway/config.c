@@ -1015,6 +1015,8 @@ static const struct field limits_fields[] = {
 	    offsetof(struct limits_conf, max_connections), 0 },
 	{ "max_requests", parse_count,
 	    offsetof(struct limits_conf, max_requests), 0 },
+	{ "max_requests_per_site", parse_count,
+	    offsetof(struct limits_conf, max_requests_per_site), 0 },
 	{ "header_timeout", parse_timeout,
 	    offsetof(struct limits_conf, header_timeout_ms), 0 },
 	{ "body_timeout", parse_timeout,
@@ -1059,6 +1061,12 @@ parse_limits(struct ctx *c, const yaml_node_t *k, const yaml_node_t *v,
 		    "max_inflight_bytes_per_site: %llu is over max_inflight_bytes "
 		    "(%llu)", (unsigned long long)l->max_inflight_bytes_per_site,
 		    (unsigned long long)l->max_inflight_bytes);
+	if (c->errs->n == n && l->max_requests != 0 &&
+	    l->max_requests_per_site > l->max_requests)
+		cerr(c, map_key(c, v, "max_requests_per_site"),
+		    "max_requests_per_site: %llu is over max_requests (%llu)",
+		    (unsigned long long)l->max_requests_per_site,
+		    (unsigned long long)l->max_requests);
 }
 
 static const struct field rate_fields[] = {
@@ -1541,10 +1549,20 @@ default_site_share(struct limits_conf *l)
 	l->max_inflight_bytes_per_site = share;
 }
 
+/* The same for request slots: slow requests of one site hold a quarter. */
+static void
+default_site_requests(struct limits_conf *l)
+{
+	if (l->max_requests_per_site == 0)
+		l->max_requests_per_site = l->max_requests / 4 > 0 ?
+		    l->max_requests / 4 : 1;
+}
+
 static int
 config_finish(struct config *cfg)
 {
 	default_site_share(&cfg->limits);
+	default_site_requests(&cfg->limits);
 	if (default_string(&cfg->listen, "0.0.0.0:8080") == -1 ||
 	    default_string(&cfg->metrics_listen, "127.0.0.1:9464") == -1 ||
 	    default_string(&cfg->log_level, "info") == -1 ||

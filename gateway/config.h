@@ -59,6 +59,7 @@ struct limits_conf {
 	uint64_t	max_inflight_bytes;	/* default 256MiB */
 	uint64_t	max_inflight_bytes_per_site;	/* default max(a quarter, max_body_bytes) */
 	uint64_t	max_requests;		/* concurrent requests, default 256 */
+	uint64_t	max_requests_per_site;	/* one site's share, default a quarter */
 	uint64_t	max_connections;	/* client connections, all workers; default 4096 */
 	uint64_t	header_timeout_ms;	/* accept or first byte -> head complete; default 10s */
 	uint64_t	body_timeout_ms;	/* head -> body complete; default 60s */

@@ -57,6 +57,7 @@ struct worker {
 struct site_share {
 	struct site_share	*next;
 	size_t			 bytes;		/* atomic */
+	size_t			 requests;	/* atomic */
 	char			 name[];
 };
 
@@ -272,8 +273,10 @@ reserve(size_t *counter, size_t n, uint64_t max)
 static void
 inflight_release(struct server *srv, struct wreq *r)
 {
-	if (r->share != NULL)
+	if (r->share != NULL) {
 		__atomic_sub_fetch(&r->share->bytes, r->body_len, __ATOMIC_RELAXED);
+		__atomic_sub_fetch(&r->share->requests, 1, __ATOMIC_RELAXED);
+	}
 	inflight_gauges(__atomic_sub_fetch(&srv->inflight, 1, __ATOMIC_RELAXED),
 	    __atomic_sub_fetch(&srv->inflight_bytes, r->body_len, __ATOMIC_RELAXED));
 }
@@ -548,10 +551,24 @@ wreq_admit(struct wreq *r)
 static int
 wreq_share(struct wreq *r)
 {
-	if ((r->share = site_share(r->w->srv, r->site->name)) != NULL)
-		return 0;
-	wreq_finish(r, 503, "out of memory", RETRY_AFTER_OVERLOAD);
-	return -1;
+	struct site_share *share = site_share(r->w->srv, r->site->name);
+	uint64_t max = r->cfg->limits.max_requests_per_site;
+	char reason[300];
+
+	if (share == NULL) {
+		wreq_finish(r, 503, "out of memory", RETRY_AFTER_OVERLOAD);
+		return -1;
+	}
+	if (reserve(&share->requests, 1, max) != 0) {
+		snprintf(reason, sizeof(reason), "overloaded: site %s has its whole "
+		    "share of requests in flight (max_requests_per_site %llu), retry "
+		    "later", r->site->name, (unsigned long long)max);
+		count_refusal(r, "site_share");
+		wreq_finish(r, 503, reason, RETRY_AFTER_SITE_SHARE);
+		return -1;
+	}
+	r->share = share;
+	return 0;
 }
 
 /* 413 from Content-Length alone: the body is never read. */

@@ -40,7 +40,7 @@ tap_contains "share over the budget is refused with file:line" \
 # min_body_rate 500 B/s after 10 s); A's share is 4 MiB to keep the test small.
 KK=$(free_port); KM=$(free_port)
 write_config "$T_TMP/c" "$KK" "$KM" "http://127.0.0.1:$OK/api/v1/write" "" "$SITES" \
-    "limits: { max_inflight_bytes_per_site: 4MiB }"
+    "limits: { max_inflight_bytes_per_site: 4MiB, max_requests_per_site: 22 }"
 start_kakikomi "$T_TMP/c/kakikomi.yml" "$KM" || tap_bail "kakikomi did not start"
 W=http://127.0.0.1:$KK/api/v1/write
 rss0=$(awk '/^VmRSS/ {print $2}' "/proc/$KK_PID/status")
@@ -104,6 +104,21 @@ until curl -s "http://127.0.0.1:$KM/metrics" | grep -q 'kakikomi_config_reload_t
     [ "$SECONDS" -ge "$deadline" ]; do sleep 0.05; done
 over_share "after a reload"
 b_write "after the reload"
+
+# Request slots are shared per site too (limits.max_requests_per_site): A
+# holds 21 of its 22, one more is admitted, the next is refused; B is not.
+exec {extra}<>"/dev/tcp/127.0.0.1/$KK"
+raw_head 100 "$TOK_A" >&"$extra"
+wait_metric "$KM" kakikomi_inflight_requests 22 ||
+    tap_fail "A's 22nd request admitted" "in flight: $(metric "$KM" kakikomi_inflight_requests)"
+exec {fd}<>"/dev/tcp/127.0.0.1/$KK"
+raw_head 100 "$TOK_A" >&"$fd"
+line=$(status_line "$fd" 5); skip_head "$fd"; read -r -t 5 -u "$fd" why; exec {fd}>&-
+tap_check "A past its request share is 503" "HTTP/1.1 503 Service Unavailable" "$line"
+tap_check "the reason names A's request share" "overloaded: site a has its whole share of \
+requests in flight (max_requests_per_site 22), retry later" "${why%$'\r'}"
+b_write "while A holds all of its request slots"
+exec {extra}>&-
 
 # 3. The one-byte bodies fall under min_body_rate: 408 after the 10 s grace,
 #    not after the 60 s body_timeout.
