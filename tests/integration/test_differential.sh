@@ -218,4 +218,37 @@ dcase "loki: JSON + CE snappy refused" 415 l - - - \
 # G: 400 ("gzip, gzip" is no coding Loki knows).
 dcase "loki: gzip, gzip refused" 415 l - - - \
     tokyo_push "$B/json.gz" -H "Content-Type: application/json" -H "Content-Encoding: gzip, gzip"
+# Loki JSON keys.  Loki's decoder (jsoniter for the top level: ASCII case
+# folded, last match wins; jsonparser for a stream's keys) would store the
+# second spelling of a repeated key; kakikomi refuses any two keys equal under
+# folding, and forwards its own canonical document, never the client's bytes.
+# tokyo is a reject site: a foreign stream it could smuggle is a 403 or a 400.
+jcase() { printf '%s' "$2" > "$B/$1"; }
+v="[[\"${now}000000\",\"line\"]]"
+jcase j-shadow "{\"streams\":[],\"Streams\":[{\"stream\":{\"provider\":\"osaka\"},\"values\":$v}]}"
+jcase j-upper "{\"STREAMS\":[{\"Stream\":{\"provider\":\"tokyo\",\"job\":\"x\"},\"VALUES\":$v}]}"
+jcase j-canon "{\"streams\":[{\"stream\":{\"job\":\"x\",\"provider\":\"tokyo\"},\"values\":$v}]}"
+jcase j-stream-twice "{\"streams\":[{\"stream\":{\"provider\":\"tokyo\"},\"values\":$v,\"Stream\":{\"provider\":\"osaka\"}}]}"
+jcase j-escaped-key "{\"streams\":[{\"stream\":{\"\\u0070rovider\":\"osaka\"},\"values\":$v}]}"
+jcase j-label-twice "{\"streams\":[{\"stream\":{\"provider\":\"tokyo\",\"provider\":\"osaka\"},\"values\":$v}]}"
+jcase j-unknown "{\"streams\":[{\"stream\":{\"provider\":\"tokyo\"},\"values\":$v}],\"streamz\":[]}"
+jcase j-number-value "{\"streams\":[{\"stream\":{\"provider\":\"tokyo\",\"job\":7},\"values\":$v}]}"
+dcase "loki JSON: streams then Streams (Loki stores the second) refused" 400 l - - - \
+    tokyo_push "$B/j-shadow" -H "Content-Type: application/json"
+dcase "loki JSON: STREAMS/Stream/VALUES forwarded as canonical lower-case keys" 204 l application/json - "$B/j-canon" \
+    tokyo_push "$B/j-upper" -H "Content-Type: application/json"
+dcase "loki JSON: stream and Stream in one object refused" 400 l - - - \
+    tokyo_push "$B/j-stream-twice" -H "Content-Type: application/json"
+dcase "loki JSON: \\u0070rovider is provider (foreign under reject: 403)" 403 l - - - \
+    tokyo_push "$B/j-escaped-key" -H "Content-Type: application/json"
+dcase "loki JSON: a label named twice (Go's map keeps the last) refused" 400 l - - - \
+    tokyo_push "$B/j-label-twice" -H "Content-Type: application/json"
+dcase "loki JSON: an unknown key (a jsoniter hash twin could alias streams) refused" 400 l - - - \
+    tokyo_push "$B/j-unknown" -H "Content-Type: application/json"
+dcase "loki JSON: a number as a label value (jsonparser would take it) refused" 400 l - - - \
+    tokyo_push "$B/j-number-value" -H "Content-Type: application/json"
+# Two Content-Type lines: Go's Header.Get and kakikomi would both take the
+# first, but a proxy in between might keep the other: refused outright.
+dcase "rw: Content-Type twice refused" 400 m - - - \
+    tokyo_rw "$B/rw-ok" -H "Content-Type: $RW2" -H "Content-Type: $PB" -H "Content-Encoding: snappy"
 tap_done
