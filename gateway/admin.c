@@ -14,6 +14,7 @@
 #include "log.h"
 #include "metrics.h"
 #include "status.h"
+#include "upstream.h"
 
 #define ADMIN_BACKLOG	128
 #define TEXT_PLAIN	"text/plain; charset=utf-8"
@@ -97,13 +98,23 @@ static void
 readyz(struct admin *a, struct http_request *req)
 {
 	struct keyset *ks = jwks_current(a->jwks);
+	char last[240], line[300];
 
 	if (ks == NULL) {
 		text(req, 503, "Service Unavailable", "not ready: no Access key set loaded yet");
 		return;
 	}
 	keyset_unref(ks);
-	text(req, 200, "OK", "ready");
+	/*
+	 * Still ready: every replica shares the configuration, so taking this
+	 * one out would help nothing; the body tells the operator what to fix.
+	 */
+	if (upstream_last_misconfigured(last, sizeof(last))) {
+		snprintf(line, sizeof(line), "ready; last upstream misconfiguration: %s",
+		    last);
+		text(req, 200, "OK", line);
+	} else
+		text(req, 200, "OK", "ready");
 }
 
 /*

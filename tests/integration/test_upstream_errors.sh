@@ -108,6 +108,11 @@ if start_kakikomi "$T_TMP/c$n/kakikomi.yml" "$KM"; then
 	page=$(curl -s --max-time 10 "http://127.0.0.1:$KM/metrics")
 	tap_contains "misconfigured upstream: counted" \
 	    'kakikomi_upstream_misconfigured_total{upstream="metrics upstream 1",status="401"} 1' "$page"
+	ready=$(curl -s --max-time 10 -w ' %{http_code}' "http://127.0.0.1:$KM/readyz")
+	tap_contains "misconfigured upstream: /readyz stays 200 and says what to fix" \
+	    "ready; last upstream misconfiguration: " "$ready"
+	tap_contains "misconfigured upstream: /readyz names the upstream and the hint" \
+	    "metrics upstream 1 ($(url "${MIS[401]}")) answered 401: check tenant / credentials" "$ready"
 	kill "$KK_PID"; wait_gone "$KK_PID" 10; untrack_pid "$KK_PID"
 else
 	tap_fail "misconfigured upstream: counted" "kakikomi did not start"
