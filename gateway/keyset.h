@@ -5,6 +5,21 @@
  * RS256 or absent and whose use is sig or absent; each key's public key is
  * built once here (OpenSSL 3), never per request.  A keyset is immutable and
  * reference-counted (atomic), so threads share it without a lock.
+ *
+ * A key is used only when its modulus has 2048-8192 bits, its exponent is
+ * exactly 65537 and OpenSSL's EVP_PKEY_public_check() passes.  For RSA,
+ * OpenSSL 3.0 runs the same SP 800-89 partial validation for the check and
+ * its _quick form: n odd, no prime factor below 752, composite and not a prime
+ * power (Miller-Rabin); e odd and > 1.  That still admits e = 3 and, where
+ * FIPS is off, any odd e, so kakikomi adds e = 65537 exactly rather than "odd
+ * e >= 3": Cloudflare's keys use 65537 ("AQAB"), SP 800-56B and FIPS 186-5 ask
+ * for e > 2^16, small exponents are what Bleichenbacher's 2006 PKCS#1 v1.5
+ * forgery needs from a lax verifier, and one allowed value leaves nothing to
+ * tune.  (e = 1 makes the signature the padded digest itself: anyone could
+ * forge it.)  The check costs ~10 ms for 2048 bits, ~45 ms for 4096 and
+ * ~300-400 ms for 8192 (one Miller-Rabin round on n), paid once per key per
+ * load.  Every refused key is logged (index, kid, reason; never key material)
+ * and skipped; the others still load.
  */
 #ifndef KAKIKOMI_KEYSET_H
 #define KAKIKOMI_KEYSET_H
@@ -20,7 +35,7 @@
 struct keyset;
 
 /* Parses a JWKS JSON document.  NULL with *errstr set when it holds no
- * usable key or is malformed. */
+ * usable key (*errstr: why the first key was refused) or is malformed. */
 struct keyset	*keyset_parse(const char *json, size_t len, const char **errstr);
 struct keyset	*keyset_ref(struct keyset *ks);
 void		 keyset_unref(struct keyset *ks);
@@ -34,9 +49,12 @@ EVP_PKEY	*keyset_key(const struct keyset *ks, const char *kid);
 unsigned long	 keyset_generation(const struct keyset *ks);
 
 /*
- * Base64url without padding (RFC 4648 section 5) as used by JWK and JWT:
- * decodes in[0..inlen) into out (at most outsz bytes).  Returns the decoded
- * length, or -1 on a bad character, a bad length or when out is too small.
+ * Canonical base64url without padding (RFC 4648 sections 3.5 and 5) as used
+ * by JWK and JWT: decodes in[0..inlen) into out (at most outsz bytes; out
+ * NULL only checks).  Returns the decoded length, or -1 on a byte outside the
+ * url-safe alphabet (so '=' padding too), a length of 4n+1, non-zero spare
+ * bits in the last character (each value has exactly one spelling), or when
+ * out is too small.
  */
 long		 keyset_b64url_decode(const char *in, size_t inlen,
 		    unsigned char *out, size_t outsz);
