@@ -1,11 +1,13 @@
 /* access: Cf-Access-Jwt-Assertion verification and cache.  See access.h. */
 #include "access.h"
 
+#include <ctype.h>
 #include <pthread.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include <jansson.h>
 #include <openssl/crypto.h>
@@ -229,21 +231,98 @@ jws_split(const char *token, size_t len, struct jws *j)
 	return 0;
 }
 
-/* Base64url-decodes one segment and parses it as a JSON object. */
+/*
+ * Splits the token and refuses any part that is not canonical base64url
+ * (keyset_b64url_decode: url-safe alphabet only, no '=', no 4n+1 length, zero
+ * spare bits), so that one token has one spelling: otherwise a signature has
+ * up to 16 spellings that all verify, each a cache miss and an RSA verify.
+ * Cheap, so it runs before the cache lookup.  NULL or the reason.
+ */
+static const char *
+jws_parse(const char *token, size_t len, struct jws *j)
+{
+	if (jws_split(token, len, j) < 0)
+		return "malformed";
+	for (int i = 0; i < 3; i++)
+		if (keyset_b64url_decode(j->seg[i], j->len[i], NULL, 0) < 0)
+			return "bad base64url";
+	return NULL;
+}
+
+/*
+ * 1 when Go's encoding/json would read object key `key` as the member `name`
+ * (lower case): it matches keys to struct fields with bytes.EqualFold, i.e.
+ * Unicode simple case folding, under which U+212A KELVIN SIGN folds to 'k'
+ * and U+017F LONG S to 's', and the last match wins.
+ */
+static int
+folds_to(const char *key, const char *name)
+{
+	const char *k = key;
+
+	for (const char *n = name; *n != '\0'; n++) {
+		if ((unsigned char)*k < 0x80 && tolower((unsigned char)*k) == *n)
+			k++;
+		else if (*n == 'k' && strncmp(k, "\xe2\x84\xaa", 3) == 0)
+			k += 3;
+		else if (*n == 's' && strncmp(k, "\xc5\xbf", 2) == 0)
+			k += 2;
+		else
+			return 0;
+	}
+	return *k == '\0';
+}
+
+/* 1 when obj has a key that is not one of `names` but folds to one. */
+static int
+has_case_twin(json_t *obj, const char *const *names)
+{
+	const char *key;
+	json_t *v;
+
+	json_object_foreach(obj, key, v)
+		for (const char *const *n = names; *n != NULL; n++)
+			if (strcmp(key, *n) != 0 && folds_to(key, *n))
+				return 1;
+	return 0;
+}
+
+/*
+ * Base64url-decodes one segment and parses it as a JSON object.  A member
+ * named twice is refused, so no other verifier can read the other copy:
+ * jansson by default keeps the last (parse_object in jansson's load.c sets
+ * each key with json_object_set_nocheck, which replaces), libjwt 1.10 parses
+ * with flags 0 so it does the same, and JSON_REJECT_DUPLICATES refuses a
+ * repeat even when escaped ("\u0061lg").  Also refused: a spelling of one
+ * of `names` (the members kakikomi reads) that only case folding equates,
+ * since Go's encoding/json would take it for that member (folds_to()).
+ * NULL with *why set when refused.
+ */
 static json_t *
-segment_json(const char *seg, size_t len)
+segment_json(const char *seg, size_t len, const char *const *names,
+    const char **why)
 {
 	unsigned char buf[ACCESS_MAX_TOKEN];
+	json_error_t jerr;
 	json_t *v;
 	long n;
 
+	*why = "malformed";
 	if ((n = keyset_b64url_decode(seg, len, buf, sizeof(buf))) < 0)
 		return NULL;
-	v = json_loadb((const char *)buf, (size_t)n, JSON_REJECT_DUPLICATES, NULL);
-	if (v != NULL && !json_is_object(v)) {
-		json_decref(v);
-		v = NULL;
+	v = json_loadb((const char *)buf, (size_t)n, JSON_REJECT_DUPLICATES, &jerr);
+	if (v == NULL) {
+		if (json_error_code(&jerr) == json_error_duplicate_key)
+			*why = "duplicate member";
+		return NULL;
 	}
+	if (!json_is_object(v) || has_case_twin(v, names)) {
+		if (json_is_object(v))
+			*why = "duplicate member";
+		json_decref(v);
+		return NULL;
+	}
+	*why = NULL;
 	return v;
 }
 
@@ -265,20 +344,42 @@ copy_member(json_t *obj, const char *name, char *dst, size_t dstsz)
 	return n > 0;
 }
 
-/* Reads the JOSE header: alg must be exactly RS256 (never HS256 keyed with
- * the public key, never none) and kid a short string. */
+/* 1 when member `name` is absent or a string equal to `want` ignoring ASCII
+ * case. */
+static int
+absent_or_caseeq(json_t *obj, const char *name, const char *want)
+{
+	json_t *v = json_object_get(obj, name);
+
+	return v == NULL ||
+	    (json_is_string(v) && strcasecmp(json_string_value(v), want) == 0);
+}
+
+/*
+ * Reads the JOSE header: alg must be exactly RS256 (never HS256 keyed with
+ * the public key, never none); no crit at all, whatever its value (RFC 7515
+ * section 4.1.11: a recipient must refuse extensions it does not implement,
+ * and kakikomi implements none); typ, when present, is "JWT" in any case
+ * (RFC 7519 section 5.1; Cloudflare sends "JWT"), so a token minted for
+ * another purpose (at+jwt, dpop+jwt) is not taken for an Access token; kid a
+ * short string.
+ */
 static const char *
 check_header(const struct jws *j, char *kid, size_t kidsz)
 {
-	json_t *hdr = segment_json(j->seg[0], j->len[0]);
-	json_t *alg;
-	const char *why = NULL;
+	static const char *const names[] = { "alg", "kid", "typ", "crit", NULL };
+	const char *why;
+	json_t *hdr = segment_json(j->seg[0], j->len[0], names, &why), *alg;
 
 	if (hdr == NULL)
-		return "malformed";
+		return why;
 	alg = json_object_get(hdr, "alg");
 	if (!json_is_string(alg) || strcmp(json_string_value(alg), "RS256") != 0)
 		why = "alg";
+	else if (json_object_get(hdr, "crit") != NULL)
+		why = "crit";
+	else if (!absent_or_caseeq(hdr, "typ", "JWT"))
+		why = "typ";
 	else if (copy_member(hdr, "kid", kid, kidsz) <= 0)
 		why = "malformed";
 	json_decref(hdr);
@@ -366,12 +467,14 @@ static const char *
 check_claims(const struct access_conf *conf, const struct jws *j, time_t now,
     struct access_identity *id)
 {
-	json_t *claims = segment_json(j->seg[1], j->len[1]), *iss;
-	const char *why = NULL;
+	static const char *const names[] = { "iss", "aud", "exp", "nbf", "iat",
+	    "email", "common_name", NULL };
+	const char *why;
+	json_t *claims = segment_json(j->seg[1], j->len[1], names, &why), *iss;
 	long long exp;
 
 	if (claims == NULL)
-		return "malformed";
+		return why;
 	iss = json_object_get(claims, "iss");
 	if (!json_is_string(iss) || strcmp(json_string_value(iss), conf->issuer) != 0)
 		why = "issuer";
@@ -409,28 +512,24 @@ signature_ok(EVP_PKEY *pkey, const struct jws *j)
 }
 
 static enum access_result
-verify_full(const struct access_conf *conf, struct keyset *ks, const char *token,
-    size_t len, time_t now, struct access_identity *id, const char **reason)
+verify_full(const struct access_conf *conf, struct keyset *ks,
+    const struct jws *j, time_t now, struct access_identity *id,
+    const char **reason)
 {
-	struct jws j;
 	EVP_PKEY *pkey;
 
 	memset(id, 0, sizeof(*id));
-	if (jws_split(token, len, &j) < 0) {
-		*reason = "malformed";
-		return ACCESS_DENIED;
-	}
-	if ((*reason = check_header(&j, id->kid, sizeof(id->kid))) != NULL)
+	if ((*reason = check_header(j, id->kid, sizeof(id->kid))) != NULL)
 		return ACCESS_DENIED;
 	if ((pkey = keyset_key(ks, id->kid)) == NULL) {
 		*reason = "unknown kid";
 		return ACCESS_UNKNOWN_KID;
 	}
-	if (!signature_ok(pkey, &j)) {
+	if (!signature_ok(pkey, j)) {
 		*reason = "bad signature";
 		return ACCESS_DENIED;
 	}
-	if ((*reason = check_claims(conf, &j, now, id)) != NULL)
+	if ((*reason = check_claims(conf, j, now, id)) != NULL)
 		return ACCESS_DENIED;
 	return ACCESS_OK;
 }
@@ -442,6 +541,7 @@ verify(struct access *a, const struct access_conf *conf, struct keyset *ks,
 {
 	struct cache_key k;
 	enum access_result r;
+	struct jws j;
 	size_t len;
 
 	*reason = NULL;
@@ -457,14 +557,16 @@ verify(struct access *a, const struct access_conf *conf, struct keyset *ks,
 		*reason = "no key set";
 		return ACCESS_NO_KEYS;
 	}
+	if ((*reason = jws_parse(token, len, &j)) != NULL)
+		return ACCESS_DENIED;
 	if (!cache_key_init(&k, conf, ks, token, len))
-		return verify_full(conf, ks, token, len, now, id, reason);
+		return verify_full(conf, ks, &j, now, id, reason);
 	if (cache_lookup(a, &k, now, id)) {
 		metrics_counter_add("kakikomi_token_cache_hits_total", "", 1);
 		return ACCESS_OK;
 	}
 	metrics_counter_add("kakikomi_token_cache_misses_total", "", 1);
-	r = verify_full(conf, ks, token, len, now, id, reason);
+	r = verify_full(conf, ks, &j, now, id, reason);
 	if (r == ACCESS_OK)
 		cache_insert(a, &k, now, (long long)id->exp + leeway_of(conf), id);
 	return r;

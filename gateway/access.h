@@ -1,13 +1,18 @@
 /*
  * access: verify a Cf-Access-Jwt-Assertion and name who sent it.
  *
- * access_verify() takes the header value, reads the JWT header itself (alg
- * must be exactly RS256, kid must be in the key set), verifies the RS256
- * signature with that kid's key (OpenSSL, key built at key-set load), then
- * checks iss, aud (string or array), exp (required), nbf and iat, all with
- * leeway.  Verified tokens are cached, keyed by SHA-256 of the whole token,
- * until their exp; a hit costs no RSA work and no JSON parsing.  The cache is
- * bounded and flushed when the key set changes.  Thread-safe.
+ * access_verify() takes the header value and refuses, before the cache and
+ * before any RSA work, a token whose three parts are not canonical base64url
+ * (one token, one spelling).  It reads the JWT header itself (alg must be
+ * exactly RS256, no crit, typ absent or "JWT" in any case, kid in the key
+ * set), verifies the RS256 signature with that kid's key (OpenSSL, key built
+ * at key-set load), then checks iss, aud (string or array), exp (required),
+ * nbf and iat, all with leeway.  In header and payload a member named twice,
+ * or a case-folded spelling of a member kakikomi reads ("EXP", "\u212Aid"),
+ * is refused: another verifier could read the other copy.  Verified tokens
+ * are cached, keyed by SHA-256 of the whole token, until their exp; a hit
+ * costs no RSA work and no JSON parsing.  The cache is bounded and flushed
+ * when the key set changes.  Thread-safe.
  * Pure: no event loop; the caller supplies the key set and the clock.
  */
 #ifndef KAKIKOMI_ACCESS_H
@@ -45,9 +50,9 @@ void		 access_free(struct access *a);
 /*
  * token: the header value (NULL when absent).  ks: current key set or NULL.
  * On ACCESS_OK fills *id.  Otherwise *reason is a short static string:
- * "no token", "too large", "malformed", "alg", "unknown kid",
- * "bad signature", "issuer", "audience", "expired", "not yet valid",
- * "no identity", "no key set".
+ * "no token", "too large", "malformed", "bad base64url", "duplicate member",
+ * "alg", "crit", "typ", "unknown kid", "bad signature", "issuer",
+ * "audience", "expired", "not yet valid", "no identity", "no key set".
  */
 enum access_result access_verify(struct access *a, const struct access_conf *conf,
     struct keyset *ks, const char *token, time_t now,

@@ -911,6 +911,8 @@ static const struct field access_fields[] = {
 	    offsetof(struct access_conf, certs_cache), 0 },
 	{ "refresh_interval", parse_refresh,
 	    offsetof(struct access_conf, refresh_interval_ms), 0 },
+	{ "fetch_timeout", parse_timeout,
+	    offsetof(struct access_conf, fetch_timeout_ms), 0 },
 	{ "leeway", parse_leeway, offsetof(struct access_conf, leeway_s), 0 },
 };
 
@@ -1505,6 +1507,7 @@ config_new(const char *path)
 	cfg->refs = 1;
 	cfg->shutdown_timeout_ms = 30 * MS_SECOND;
 	cfg->access.refresh_interval_ms = MS_HOUR;
+	cfg->access.fetch_timeout_ms = 30 * MS_SECOND;
 	cfg->access.leeway_s = 30;
 	cfg->limits = (struct limits_conf){
 		.max_body_bytes = 16ull << 20,

@@ -50,6 +50,7 @@ struct access_conf {
 	char		*certs_ca_file;	/* or NULL */
 	char		*certs_cache;	/* or NULL */
 	uint64_t	 refresh_interval_ms;	/* default 1h */
+	uint64_t	 fetch_timeout_ms;	/* whole key set fetch, default 30s */
 	uint64_t	 leeway_s;		/* default 30s */
 };
 

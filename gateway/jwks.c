@@ -28,7 +28,8 @@
 
 #define JWKS_MAX_BODY		(1024 * 1024)	/* bytes; Cloudflare's set is ~3 KB */
 #define JWKS_MAX_HEADERS	(64 * 1024)
-#define JWKS_TIMEOUT_S		10
+#define JWKS_TIMEOUT_S		10		/* idle, per read or write */
+#define JWKS_DEADLINE_MS	30000		/* whole fetch, when conf has none */
 #define JWKS_RETRY_MS		10000		/* while no key set is loaded */
 #define JWKS_MIN_INTERVAL_MS	1000
 #define JWKS_DEMAND_GAP_S	30		/* unknown-kid refetches at most this often */
@@ -37,6 +38,7 @@ struct jwks {
 	struct event_base	*base;
 	struct evdns_base	*dns;
 	struct event		*timer;		/* next periodic fetch or retry */
+	struct event		*deadline;	/* ends an https fetch that takes too long */
 	struct event		*demand;	/* made active by jwks_request_refresh() */
 
 	pthread_mutex_t		 mu;		/* guards the three below */
@@ -49,6 +51,7 @@ struct jwks {
 	char			*ca_file;
 	char			*cache_path;
 	uint64_t		 interval_ms;
+	uint64_t		 deadline_ms;
 	struct evhttp_connection *evcon;	/* of the last fetch; freed by the next */
 	int			 in_flight;
 	int			 refetch;	/* URL changed during a fetch */
@@ -179,12 +182,12 @@ install(struct jwks *j, struct keyset *ks, const char *source)
 }
 
 static void
-schedule(struct jwks *j, uint64_t ms)
+timer_arm(struct event *ev, uint64_t ms)
 {
 	struct timeval tv = { .tv_sec = (time_t)(ms / 1000),
 	    .tv_usec = (suseconds_t)(ms % 1000) * 1000 };
 
-	evtimer_add(j->timer, &tv);
+	evtimer_add(ev, &tv);
 }
 
 /* Every fetch ends here exactly once. */
@@ -194,6 +197,7 @@ fetch_done(struct jwks *j, int ok)
 	int loaded;
 
 	j->in_flight = 0;
+	evtimer_del(j->deadline);
 	metrics_counter_add("kakikomi_jwks_refresh_total",
 	    ok ? "result=\"ok\"" : "result=\"error\"", 1);
 	if (ok)
@@ -204,9 +208,9 @@ fetch_done(struct jwks *j, int ok)
 	pthread_mutex_unlock(&j->mu);
 	if (j->refetch) {
 		j->refetch = 0;
-		schedule(j, 0);
+		timer_arm(j->timer, 0);
 	} else
-		schedule(j, ok || loaded ? j->interval_ms : JWKS_RETRY_MS);
+		timer_arm(j->timer, ok || loaded ? j->interval_ms : JWKS_RETRY_MS);
 }
 
 static void
@@ -319,6 +323,25 @@ request_cb(struct evhttp_request *req, void *arg)
 	in = evhttp_request_get_input_buffer(req);
 	fetch_body(j, (const char *)evbuffer_pullup(in, -1), evbuffer_get_length(in),
 	    "https", 1);
+}
+
+/*
+ * The idle timeout restarts with every byte, so a key server that trickles
+ * would hold the fetch (and every later refresh) forever: this bounds connect,
+ * TLS, headers and body together.  Freeing the connection frees the request
+ * without calling request_cb, so the fetch ends here, once.
+ */
+static void
+deadline_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct jwks *j = arg;
+	char why[80];
+
+	evhttp_connection_free(j->evcon);
+	j->evcon = NULL;
+	snprintf(why, sizeof(why), "deadline exceeded (fetch_timeout %llu ms)",
+	    (unsigned long long)j->deadline_ms);
+	fetch_fail(j, why);
 }
 
 /* Records the first certificate problem; the handshake fails on its own. */
@@ -445,6 +468,8 @@ fetch_https(struct jwks *j, const struct evhttp_uri *uri)
 		j->in_flight = 0;
 		return "cannot send request";
 	}
+	if (j->in_flight)
+		timer_arm(j->deadline, j->deadline_ms);
 	return NULL;
 }
 
@@ -525,6 +550,8 @@ copy_conf(struct jwks *j, const struct access_conf *conf)
 	set_str(&j->cache_path, conf->certs_cache);
 	j->interval_ms = conf->refresh_interval_ms < JWKS_MIN_INTERVAL_MS ?
 	    JWKS_MIN_INTERVAL_MS : conf->refresh_interval_ms;
+	j->deadline_ms = conf->fetch_timeout_ms > 0 ? conf->fetch_timeout_ms :
+	    JWKS_DEADLINE_MS;
 }
 
 struct jwks *
@@ -542,8 +569,10 @@ jwks_new(struct event_base *base, const struct access_conf *conf)
 	j->dns = evdns_base_new(base, EVDNS_BASE_INITIALIZE_NAMESERVERS |
 	    EVDNS_BASE_DISABLE_WHEN_INACTIVE);
 	j->timer = evtimer_new(base, timer_cb, j);
+	j->deadline = evtimer_new(base, deadline_cb, j);
 	j->demand = event_new(base, -1, 0, demand_cb, j);
-	if (j->timer == NULL || j->demand == NULL || j->url == NULL ||
+	if (j->timer == NULL || j->deadline == NULL || j->demand == NULL ||
+	    j->url == NULL ||
 	    (conf->certs_ca_file != NULL && j->ca_file == NULL) ||
 	    (conf->certs_cache != NULL && j->cache_path == NULL)) {
 		jwks_free(j);
@@ -572,7 +601,7 @@ jwks_reconfigure(struct jwks *j, const struct access_conf *conf)
 	else if (changed)
 		fetch_start(j);
 	else if (j->interval_ms != old_interval && !j->in_flight)
-		schedule(j, j->interval_ms);
+		timer_arm(j->timer, j->interval_ms);
 }
 
 struct keyset *
@@ -613,6 +642,8 @@ jwks_free(struct jwks *j)
 		evhttp_connection_free(j->evcon);
 	if (j->timer != NULL)
 		event_free(j->timer);
+	if (j->deadline != NULL)
+		event_free(j->deadline);
 	if (j->demand != NULL)
 		event_free(j->demand);
 	if (j->dns != NULL)

@@ -2,12 +2,21 @@
  * jwks: the Cloudflare Access key set, kept current.
  *
  * Fetches access.certs_url over HTTPS (libevent + OpenSSL, chain verified
- * against the system store plus certs_ca_file, host name verified, timeout and
- * response size cap) or reads a file:// URL; parses it into an immutable
- * keyset (keyset.h); refreshes every refresh_interval; refetches on demand for
- * an unknown kid at most once per 30 s; keeps the current keys when a refresh
- * fails; writes the last good set atomically to certs_cache and loads that file
- * at start so a restart during a Cloudflare outage keeps working.
+ * against the system store plus certs_ca_file, host name verified, response
+ * size cap, 10 s idle timeout) or reads a file:// URL; parses it into an
+ * immutable keyset (keyset.h); refreshes every refresh_interval; refetches on
+ * demand for an unknown kid at most once per 30 s; keeps the current keys when
+ * a refresh fails; writes the last good set atomically to certs_cache and
+ * loads that file at start so a restart during a Cloudflare outage keeps
+ * working.
+ *
+ * One deadline, access.fetch_timeout (conf 0: 30 s), bounds the whole HTTPS
+ * exchange (DNS, connect, TLS, headers, body): the idle timeout restarts with
+ * every byte, so without it a server trickling one byte every few seconds
+ * would hold the fetch, and so every later refresh, forever.  A fetch that
+ * hits it is logged ("deadline exceeded"), counted as
+ * kakikomi_jwks_refresh_total{result="error"} and followed by the next
+ * refresh like any failed fetch.
  *
  * All functions but jwks_current() and jwks_request_refresh() must be called
  * from the thread running `base`; those two are safe from any thread.

@@ -10,13 +10,17 @@
 #include <jansson.h>
 #include <openssl/bn.h>
 #include <openssl/core_names.h>
+#include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/param_build.h>
 #include <openssl/x509.h>
 
+#include "log.h"
+
 #define KEYSET_MAX_JSON		(1024 * 1024)	/* bytes of document */
 #define KEYSET_MAX_KEYS		32		/* entries in "keys"; Cloudflare has 2 */
-#define KEYSET_MIN_N_BYTES	256		/* RSA-2048 */
+#define KEYSET_MIN_N_BITS	2048
+#define KEYSET_MAX_N_BITS	(KEYSET_MAX_N_BYTES * 8)
 #define KEYSET_MAX_E_BYTES	8
 
 struct key {
@@ -66,13 +70,16 @@ keyset_b64url_decode(const char *in, size_t inlen, unsigned char *out,
 		bits += 6;
 		if (bits >= 8) {
 			bits -= 8;
-			if (o == outsz)
+			if (out != NULL && o == outsz)
 				return -1;
-			out[o++] = (unsigned char)(acc >> bits);
+			if (out != NULL)
+				out[o] = (unsigned char)(acc >> bits);
+			o++;
 			acc &= (1u << bits) - 1;
 		}
 	}
-	return (long)o;
+	/* the 2 or 4 bits after the last byte: only all-zero is canonical */
+	return acc == 0 ? (long)o : -1;
 }
 
 /* Decodes a base64url JSON string member into buf; strips leading zero bytes
@@ -143,14 +150,65 @@ has_kid(const struct keyset *ks, const char *kid)
 	return keyset_key(ks, kid) != NULL;
 }
 
+/* 1 when the big-endian integer e[0..elen) is 65537. */
+static int
+e_is_f4(const unsigned char *e, long elen)
+{
+	static const unsigned char f4[] = { 0x01, 0x00, 0x01 };
+
+	return elen == (long)sizeof(f4) && memcmp(e, f4, sizeof(f4)) == 0;
+}
+
+/* OpenSSL's public-key validation (see keyset.h); 1 when it passes. */
+static int
+public_check_ok(EVP_PKEY *pkey)
+{
+	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
+	int ok = ctx != NULL && EVP_PKEY_public_check(ctx) == 1;
+
+	EVP_PKEY_CTX_free(ctx);
+	ERR_clear_error();
+	return ok;
+}
+
+/* The RSA key of a JWK: n of 2048-8192 bits, e = 65537, OpenSSL's public
+ * check passed.  Returns NULL with *pkey set, or why it was refused. */
+static const char *
+rsa_key(json_t *jwk, EVP_PKEY **pkey)
+{
+	unsigned char n[KEYSET_MAX_N_BYTES + 1], e[KEYSET_MAX_E_BYTES];
+	long nlen, elen, bits;
+
+	*pkey = NULL;
+	if ((nlen = b64_member(jwk, "n", n, sizeof(n))) < 0 ||
+	    nlen > KEYSET_MAX_N_BYTES)
+		return "bad or too large n";
+	bits = (nlen - 1) * 8;
+	for (unsigned char top = n[0]; top != 0; top >>= 1)
+		bits++;
+	if (bits < KEYSET_MIN_N_BITS || bits > KEYSET_MAX_N_BITS)
+		return "n is not 2048-8192 bits";
+	if ((elen = b64_member(jwk, "e", e, sizeof(e))) < 0)
+		return "bad e";
+	if (!e_is_f4(e, elen))
+		return "e is not 65537";
+	if ((*pkey = rsa_from_ne(n, (size_t)nlen, e, (size_t)elen)) == NULL)
+		return "bad RSA key";
+	if (!public_check_ok(*pkey)) {
+		EVP_PKEY_free(*pkey);
+		*pkey = NULL;
+		return "RSA public key check failed";
+	}
+	return NULL;
+}
+
 /* Adds one JWK to ks.  Returns NULL or why the key was skipped. */
 static const char *
 add_key(struct keyset *ks, json_t *jwk)
 {
-	unsigned char n[KEYSET_MAX_N_BYTES + 1], e[KEYSET_MAX_E_BYTES];
 	json_t *kid = json_object_get(jwk, "kid");
 	struct key *k = &ks->keys[ks->n];
-	long nlen, elen;
+	const char *why;
 	EVP_PKEY *pkey;
 
 	if (!json_is_object(jwk))
@@ -167,15 +225,8 @@ add_key(struct keyset *ks, json_t *jwk)
 		return "bad kid";
 	if (has_kid(ks, json_string_value(kid)))
 		return "duplicate kid";
-	if ((nlen = b64_member(jwk, "n", n, sizeof(n))) < 0 ||
-	    nlen > KEYSET_MAX_N_BYTES)
-		return "bad or too large n";
-	if (nlen < KEYSET_MIN_N_BYTES)
-		return "n too small";
-	if ((elen = b64_member(jwk, "e", e, sizeof(e))) < 0)
-		return "bad e";
-	if ((pkey = rsa_from_ne(n, (size_t)nlen, e, (size_t)elen)) == NULL)
-		return "bad RSA key";
+	if ((why = rsa_key(jwk, &pkey)) != NULL)
+		return why;
 	k->pkey = pkey;
 	memcpy(k->kid, json_string_value(kid), json_string_length(kid) + 1);
 	ks->n++;
@@ -212,6 +263,15 @@ out:
 	return gen;
 }
 
+/* For the log: a JWK's kid, "-" when it has none. */
+static const char *
+kid_of(json_t *jwk)
+{
+	json_t *kid = json_object_get(jwk, "kid");
+
+	return json_is_string(kid) ? json_string_value(kid) : "-";
+}
+
 static const char *
 add_keys(struct keyset *ks, json_t *keys)
 {
@@ -224,8 +284,11 @@ add_keys(struct keyset *ks, json_t *keys)
 	if (json_array_size(keys) > KEYSET_MAX_KEYS)
 		return "too many keys";
 	json_array_foreach(keys, i, jwk) {
-		why = add_key(ks, jwk);
-		if (why != NULL && first_skip == NULL)
+		if ((why = add_key(ks, jwk)) == NULL)
+			continue;
+		log_warnx("key set: key %zu skipped: kid=%.*s reason=%s", i,
+		    KEYSET_MAX_KID, kid_of(jwk), why);
+		if (first_skip == NULL)
 			first_skip = why;
 	}
 	if (ks->n == 0)

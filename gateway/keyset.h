@@ -5,6 +5,22 @@
  * RS256 or absent and whose use is sig or absent; each key's public key is
  * built once here (OpenSSL 3), never per request.  A keyset is immutable and
  * reference-counted (atomic), so threads share it without a lock.
+ *
+ * A key is used only when its modulus has 2048-8192 bits, its exponent is
+ * exactly 65537 and OpenSSL's EVP_PKEY_public_check() passes.  For RSA,
+ * OpenSSL 3.0 runs one SP 800-89 partial validation for both the check and
+ * its _quick form: n odd, no prime factor below 752, composite and not a prime
+ * power (Miller-Rabin); e odd and > 1 (any such e outside FIPS mode).  So it
+ * still takes e = 3, and kakikomi requires e = 65537 exactly rather than "odd
+ * e >= 3": Cloudflare's keys use 65537 ("AQAB"), SP 800-56B and FIPS 186-5 ask
+ * for e > 2^16, small exponents are what Bleichenbacher's 2006 PKCS#1 v1.5
+ * forgery needs from a lax verifier, and one allowed value leaves nothing to
+ * tune.  (With e = 1 the signature is the padded digest itself: anyone can
+ * forge it.)  The check costs ~10 ms per 2048-bit key, ~45 ms per 4096-bit
+ * and ~300-400 ms per 8192-bit key (measured here), once per key per load:
+ * at worst (32 keys of 8192 bits) ~13 s on the key set's thread.  Every
+ * refused key is logged (index, kid, reason; never key material) and
+ * skipped; the others still load.
  */
 #ifndef KAKIKOMI_KEYSET_H
 #define KAKIKOMI_KEYSET_H
@@ -20,7 +36,7 @@
 struct keyset;
 
 /* Parses a JWKS JSON document.  NULL with *errstr set when it holds no
- * usable key or is malformed. */
+ * usable key (*errstr: why the first key was refused) or is malformed. */
 struct keyset	*keyset_parse(const char *json, size_t len, const char **errstr);
 struct keyset	*keyset_ref(struct keyset *ks);
 void		 keyset_unref(struct keyset *ks);
@@ -34,9 +50,12 @@ EVP_PKEY	*keyset_key(const struct keyset *ks, const char *kid);
 unsigned long	 keyset_generation(const struct keyset *ks);
 
 /*
- * Base64url without padding (RFC 4648 section 5) as used by JWK and JWT:
- * decodes in[0..inlen) into out (at most outsz bytes).  Returns the decoded
- * length, or -1 on a bad character, a bad length or when out is too small.
+ * Canonical base64url without padding (RFC 4648 sections 3.5 and 5) as used
+ * by JWK and JWT: decodes in[0..inlen) into out (at most outsz bytes; out
+ * NULL only checks).  Returns the decoded length, or -1 on a byte outside the
+ * url-safe alphabet (so '=' padding too), a length of 4n+1, non-zero spare
+ * bits in the last character (each value has exactly one spelling), or when
+ * out is too small.
  */
 long		 keyset_b64url_decode(const char *in, size_t inlen,
 		    unsigned char *out, size_t outsz);

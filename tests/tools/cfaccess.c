@@ -68,6 +68,7 @@
 #define POOL_SIZE	8		/* keep-alive connections upstream */
 #define UPSTREAM_TIMEOUT_S	60
 #define CLIENT_TIMEOUT_S	60
+#define TRICKLE_MS	2000		/* one key set byte per tick in trickle mode */
 #define RSA_BITS	2048
 #define CERT_DAYS	3650
 
@@ -911,6 +912,14 @@ struct server {
 	int			 inflight[POOL_SIZE];
 	SSL_CTX			*ssl;
 	struct listener		 tls, edge, admin;
+	int			 trickle;	/* key set answers trickle for ever */
+};
+
+/* A key set answer that sends one body byte per TRICKLE_MS and never ends. */
+struct trickle {
+	struct evhttp_request	*req;
+	struct event		*tick;
+	size_t			 sent;
 };
 
 struct proxy {
@@ -1224,6 +1233,47 @@ edge_cb(struct evhttp_request *req, void *arg)
 	proxy_start(s, req, c);
 }
 
+/* libevent detaches a started reply whose client went away (its connection
+ * is then NULL); ending it then frees the request. */
+static void
+trickle_cb(evutil_socket_t fd, short what, void *arg)
+{
+	struct trickle *t = arg;
+	struct evbuffer *b;
+
+	if (evhttp_request_get_connection(t->req) == NULL) {
+		fprintf(stderr, "cfaccess: certs trickle ended by the client after "
+		    "%zu bytes\n", t->sent);
+		evhttp_send_reply_end(t->req);
+		event_free(t->tick);
+		free(t);
+		return;
+	}
+	if ((b = evbuffer_new()) == NULL)
+		return;
+	evbuffer_add(b, t->sent == 0 ? "{" : " ", 1);
+	evhttp_send_reply_chunk(t->req, b);
+	evbuffer_free(b);
+	t->sent++;
+}
+
+static void
+certs_trickle(struct server *s, struct evhttp_request *req)
+{
+	struct timeval tv = { TRICKLE_MS / 1000, (TRICKLE_MS % 1000) * 1000 };
+	struct trickle *t = xmalloc(sizeof(*t));
+
+	t->req = req;
+	t->sent = 0;
+	if ((t->tick = event_new(s->base, -1, EV_PERSIST, trickle_cb, t)) == NULL)
+		die("event_new failed");
+	evhttp_add_header(evhttp_request_get_output_headers(req),
+	    "Content-Type", "application/json");
+	evhttp_send_reply_start(req, 200, "OK");
+	event_add(t->tick, &tv);
+	req_log("certs", req, 200, "trickle=%dms", TRICKLE_MS);
+}
+
 static void
 certs_cb(struct evhttp_request *req, void *arg)
 {
@@ -1236,6 +1286,10 @@ certs_cb(struct evhttp_request *req, void *arg)
 	    evhttp_request_get_command(req) != EVHTTP_REQ_HEAD)) {
 		reply_text(req, 404, "Not Found", "404 Not Found\n");
 		req_log("certs", req, 404, "%s", "");
+		return;
+	}
+	if (s->trickle) {
+		certs_trickle(s, req);
 		return;
 	}
 	set = keyset_dump(s->keys);
@@ -1302,11 +1356,14 @@ admin_cb(struct evhttp_request *req, void *arg)
 		admin_rotate(s);
 	else if (strcmp(uri, "/retire") == 0 && m == EVHTTP_REQ_POST)
 		admin_retire(s);
+	else if ((strcmp(uri, "/trickle") == 0 || strcmp(uri, "/steady") == 0) &&
+	    m == EVHTTP_REQ_POST)
+		s->trickle = uri[1] == 't';
 	else if (strcmp(uri, "/kids") != 0 || m != EVHTTP_REQ_GET)
 		status = 404;
 	if (status == 404)
-		reply_text(req, 404, "Not Found",
-		    "404 Not Found: POST /rotate, POST /retire, GET /kids\n");
+		reply_text(req, 404, "Not Found", "404 Not Found: POST /rotate, "
+		    "POST /retire, POST /trickle, POST /steady, GET /kids\n");
 	else
 		admin_kids(s, req);
 	req_log("admin", req, status, "%s", "");

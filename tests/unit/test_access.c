@@ -20,7 +20,9 @@
 #include "fixture.h"
 #include <jansson.h>
 #include <jwt.h>
+#include <openssl/pem.h>
 
+#include "jose.h"
 #include "access.h"
 #include "keyset.h"
 #include "metrics.h"
@@ -44,6 +46,9 @@ static struct access_conf conf = {
 static struct keyset *ks_both;		/* certs.json: current + previous */
 static struct keyset *ks_current;	/* only the current key */
 static char kid_cur[80], kid_prev[80];
+static EVP_PKEY *priv_cur;		/* current-private.pem */
+static char *pub_pem;			/* current-public.pem, for libjwt */
+static size_t pub_pem_len;
 
 
 /* A testdata file without its trailing newline. */
@@ -108,6 +113,21 @@ mint_valid(long long exp)
 	    claims(ISS, AUD, exp, -1, NOW - 10, SERVICE));
 }
 
+/* The current private key (signs tokens by hand) and public PEM (libjwt). */
+static int
+load_keys(void)
+{
+	size_t len;
+	char *pem = fixture_read(TD "current-private.pem", &len);
+	BIO *bio = BIO_new_mem_buf(pem, (int)len);
+
+	priv_cur = bio != NULL ? PEM_read_bio_PrivateKey(bio, NULL, NULL, NULL) : NULL;
+	BIO_free(bio);
+	free(pem);
+	pub_pem = fixture_read(TD "current-public.pem", &pub_pem_len);
+	return priv_cur != NULL ? 0 : -1;
+}
+
 static int
 setup(void **state)
 {
@@ -133,7 +153,7 @@ setup(void **state)
 	cur = slurp_line(TD "previous.kid");
 	snprintf(kid_prev, sizeof(kid_prev), "%s", cur);
 	free(cur);
-	return 0;
+	return load_keys();
 }
 
 static int
@@ -141,6 +161,8 @@ teardown(void **state)
 {
 	keyset_unref(ks_both);
 	keyset_unref(ks_current);
+	EVP_PKEY_free(priv_cur);
+	free(pub_pem);
 	return 0;
 }
 
@@ -213,6 +235,540 @@ metric(const char *series)
 	return v;
 }
 
+/* "a.b" (malloc'd). */
+static char *
+join_dot(const char *a, const char *b)
+{
+	size_t n = strlen(a) + strlen(b) + 2;
+	char *s = malloc(n);
+
+	assert_non_null(s);
+	snprintf(s, n, "%s.%s", a, b);
+	return s;
+}
+
+/* "h64.p64.sig": RS256 by the current key over exactly the bytes h64.p64,
+ * however they are spelled (malloc'd). */
+static char *
+sign_segments(const char *h64, const char *p64)
+{
+	char *msg = join_dot(h64, p64), *sig64, *tok;
+	unsigned char sig[512];
+	size_t siglen = sizeof(sig);
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+
+	assert_non_null(ctx);
+	assert_int_equal(EVP_DigestSignInit(ctx, NULL, EVP_sha256(), NULL, priv_cur), 1);
+	assert_int_equal(EVP_DigestSign(ctx, sig, &siglen, (unsigned char *)msg,
+	    strlen(msg)), 1);
+	EVP_MD_CTX_free(ctx);
+	sig64 = jose_b64url(sig, siglen);
+	tok = join_dot(msg, sig64);
+	free(sig64);
+	free(msg);
+	return tok;
+}
+
+/* A token over the canonical base64url of two JSON texts (malloc'd). */
+static char *
+sign_json(const char *hdr, const char *payload)
+{
+	char *h = jose_b64url_str(hdr), *p = jose_b64url_str(payload);
+	char *t = sign_segments(h, p);
+
+	free(h);
+	free(p);
+	return t;
+}
+
+/* Header JSON {"kid":<current kid>,<members>} (static buffer). */
+static const char *
+hdr(const char *members)
+{
+	static char buf[512];
+
+	snprintf(buf, sizeof(buf), "{\"kid\":\"%s\",%s}", kid_cur, members);
+	return buf;
+}
+
+#define RS256_JWT	"\"alg\":\"RS256\",\"typ\":\"JWT\""
+
+/* Claims of a valid service token plus `extra` members (static buffer). */
+static const char *
+valid_claims(const char *extra)
+{
+	static char buf[1024];
+
+	snprintf(buf, sizeof(buf), "%s", claims(ISS, AUD, 4102444800LL, -1, NOW,
+	    extra));
+	return buf;
+}
+
+/* libjwt 1.10, the tests' oracle: 1 when its jwt_decode verifies the token
+ * with the current public key (it checks the signature, not the claims). */
+static int
+libjwt_accepts(const char *token)
+{
+	jwt_t *jwt = NULL;
+	int r = jwt_decode(&jwt, token, (unsigned char *)pub_pem, (int)pub_pem_len);
+
+	jwt_free(jwt);
+	return r == 0;
+}
+
+/*
+ * Refused with `want` before the verified-token cache was consulted: a cache
+ * miss is counted just before the full verification (kid lookup, RSA), so
+ * neither counter moving means no RSA work was done.
+ */
+static void
+expect_refused_early(const char *token, const char *want)
+{
+	struct access *a = access_new(64);
+	double h = metric("kakikomi_token_cache_hits_total");
+	double m = metric("kakikomi_token_cache_misses_total");
+	struct access_identity id;
+	const char *reason = NULL;
+	enum access_result r = access_verify(a, &conf, ks_both, token, (time_t)NOW,
+	    &id, &reason);
+
+	if (r != ACCESS_DENIED || reason == NULL || strcmp(reason, want) != 0)
+		fail_msg("\"%.60s...\": got (%d, \"%s\"), expected \"%s\"", token, r,
+		    reason ? reason : "(null)", want);
+	if (metric("kakikomi_token_cache_hits_total") != h ||
+	    metric("kakikomi_token_cache_misses_total") != m)
+		fail_msg("\"%.60s...\" reached the token cache", token);
+	access_free(a);
+}
+
+static const char b64url_abc[] =
+    "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+
+/* seg with its last character's spare bits replaced by `spare` (malloc'd). */
+static char *
+with_spare_bits(const char *seg, unsigned spare)
+{
+	char *s = strdup(seg);
+	size_t n = strlen(s);
+	unsigned mask = n % 4 == 2 ? 15 : 3;
+	unsigned v = (unsigned)(strchr(b64url_abc, s[n - 1]) - b64url_abc);
+
+	assert_true(n % 4 == 2 || n % 4 == 3);
+	s[n - 1] = b64url_abc[(v & ~mask) | (spare & mask)];
+	return s;
+}
+
+/*
+ * The 16 spellings of one RS256 signature (342 characters: the last carries
+ * 2 data bits and 4 spare bits).  libjwt 1.10 accepts all 16 (its decoder
+ * drops spare bits), and each is a different token to a cache keyed on the
+ * token's bytes: 15 cache misses and RSA verifies per signature.  kakikomi
+ * accepts the one canonical spelling and refuses the others unverified.
+ */
+static void
+test_signature_spellings(void **state)
+{
+	char *t = sign_json(hdr(RS256_JWT), valid_claims(SERVICE));
+	char *dot = strrchr(t, '.');
+	int libjwt = 0, ours = 0;
+
+	*dot = '\0';
+	for (unsigned spare = 0; spare < 16; spare++) {
+		char *sig = with_spare_bits(dot + 1, spare), *tok = join_dot(t, sig);
+
+		libjwt += libjwt_accepts(tok);
+		if (spare == 0)
+			expect_ok(tok, NOW, CN, "");
+		else
+			expect_refused_early(tok, "bad base64url");
+		ours += spare == 0;
+		free(tok);
+		free(sig);
+	}
+	assert_int_equal(libjwt, 16);
+	assert_int_equal(ours, 1);
+	free(t);
+}
+
+enum spelling {
+	SP_SPARE,	/* non-zero spare bits in the last character */
+	SP_PAD,		/* '=' padding */
+	SP_LEN,		/* length 4n+1 */
+	SP_PLUS,	/* '-' spelled '+' (standard alphabet) */
+	SP_SLASH,	/* '_' spelled '/' */
+	SP_SPACE,	/* a space inside */
+	SP_HIGH,	/* a byte >= 0x80 */
+	SP_COUNT
+};
+
+static const char *const spelling_name[SP_COUNT] = {
+	"spare bits", "'=' padding", "length 4n+1", "'+' for '-'", "'/' for '_'",
+	"space", "byte 0x80+",
+};
+
+/* seg respelled (malloc'd), NULL when the spelling cannot apply to it. */
+static char *
+respell(const char *seg, enum spelling how)
+{
+	size_t n = strlen(seg);
+	char *s = calloc(1, n + 8), *p;
+
+	assert_non_null(s);
+	memcpy(s, seg, n);
+	switch (how) {
+	case SP_SPARE:
+		free(s);
+		return n % 4 == 0 ? NULL : with_spare_bits(seg, 1);
+	case SP_PAD:
+		while (n % 4 != 0)
+			s[n++] = '=';
+		break;
+	case SP_LEN:
+		while (n % 4 != 1)
+			s[n++] = 'A';
+		break;
+	case SP_PLUS:
+	case SP_SLASH:
+		if ((p = strchr(s, how == SP_PLUS ? '-' : '_')) == NULL) {
+			free(s);
+			return NULL;
+		}
+		*p = how == SP_PLUS ? '+' : '/';
+		break;
+	case SP_SPACE:
+		memmove(s + 5, s + 4, n - 4 + 1);
+		s[4] = ' ';
+		break;
+	default:
+		s[1] = (char)0xc3;
+	}
+	if (strcmp(s, seg) == 0) {
+		free(s);
+		return NULL;
+	}
+	return s;
+}
+
+/* The token `t` with part `part` (0 header, 1 payload, 2 signature)
+ * respelled; header and payload spellings are signed as spelled, so only the
+ * spelling can refuse them.  NULL when the spelling does not apply. */
+static char *
+respelled_token(const char *h64, const char *p64, const char *s64, int part,
+    enum spelling how)
+{
+	const char *seg = part == 0 ? h64 : part == 1 ? p64 : s64;
+	char *v = respell(seg, how), *hp, *tok;
+
+	if (v == NULL)
+		return NULL;
+	if (part == 2) {
+		hp = join_dot(h64, p64);
+		tok = join_dot(hp, v);
+		free(hp);
+	} else
+		tok = sign_segments(part == 0 ? v : h64, part == 1 ? v : p64);
+	free(v);
+	return tok;
+}
+
+/* JSON text padded with spaces to 3n+1 bytes, so its base64url has spare
+ * bits and padding; "x" holds runs whose base64url has '-' and '_'. */
+static char *
+spellable(const char *json)
+{
+	size_t n = strlen(json);
+	char *s = malloc(n + 40);
+
+	assert_non_null(s);
+	snprintf(s, n + 40, "%.*s,\"x\":\"~~~~~~??????\"}", (int)(n - 1), json);
+	for (n = strlen(s); n % 3 != 1; n++)
+		s[n] = ' ';
+	s[n] = '\0';
+	return s;
+}
+
+/*
+ * Every non-canonical spelling of each of the three parts is refused before
+ * the cache and RSA.  libjwt 1.10.2's verdicts (observed here) are kept as
+ * the oracle of what a lenient verifier takes: spare bits, '=' padding, '+'
+ * and '/' (it maps '-' and '_' to those and decodes standard base64), an inner
+ * space, and in header or payload even a 4n+1 length; each is one more
+ * spelling of a token it has already verified, i.e. one more cache miss.
+ */
+static void
+test_noncanonical_parts(void **state)
+{
+	/* libjwt_ok[part][spelling]: 1 where libjwt verifies the token */
+	static const int libjwt_ok[3][SP_COUNT] = {
+		{ 1, 1, 1, 1, 1, 1, 0 },	/* header */
+		{ 1, 1, 1, 1, 1, 1, 0 },	/* payload */
+		{ 1, 1, 0, 1, 1, 1, 0 },	/* signature: 4n+1 adds a byte */
+	};
+	char *hj = spellable(hdr(RS256_JWT)), *pj = spellable(valid_claims(SERVICE));
+	char *t = sign_json(hj, pj), *h64 = t, *p64, *s64;
+
+	expect_ok(t, NOW, CN, "");
+	assert_true(libjwt_accepts(t));
+	p64 = strchr(h64, '.');
+	*p64++ = '\0';
+	s64 = strchr(p64, '.');
+	*s64++ = '\0';
+	for (int part = 0; part < 3; part++)
+		for (int how = 0; how < SP_COUNT; how++) {
+			char *tok = respelled_token(h64, p64, s64, part, how);
+
+			if (tok == NULL && part < 2)
+				fail_msg("part %d: %s does not apply", part,
+				    spelling_name[how]);
+			if (tok == NULL)
+				continue;
+			expect_refused_early(tok, "bad base64url");
+			if (libjwt_accepts(tok) != libjwt_ok[part][how])
+				fail_msg("part %d, %s: libjwt %s it", part,
+				    spelling_name[how], libjwt_ok[part][how] ?
+				    "no longer accepts" : "accepts");
+			free(tok);
+		}
+	free(t);
+	free(hj);
+	free(pj);
+}
+
+/* Checked before the kid: junk never triggers an unknown-kid refetch. */
+static void
+test_noncanonical_before_kid(void **state)
+{
+	char *t = sign_json("{\"alg\":\"RS256\",\"kid\":\"nope\"}",
+	    valid_claims(SERVICE));
+	char *dot = strrchr(t, '.'), *sig, *tok;
+
+	expect_refused_with(ks_both, t, NOW, ACCESS_UNKNOWN_KID, "unknown kid");
+	*dot = '\0';
+	sig = with_spare_bits(dot + 1, 1);
+	tok = join_dot(t, sig);
+	expect_refused_early(tok, "bad base64url");
+	free(tok);
+	free(sig);
+	free(t);
+}
+
+/* RFC 7515 section 4.1.11: kakikomi implements no extension, so any crit is
+ * refused, whatever it holds.  libjwt 1.10 ignores crit and verifies. */
+static void
+test_crit(void **state)
+{
+	static const char *const crit[] = {
+		"[\"exp\"]", "[\"b64\"]", "[]", "[\"\"]", "\"exp\"", "null", "1",
+		"{}", "true", "[\"exp\",\"exp\"]",
+	};
+	char members[128], *t;
+
+	for (size_t i = 0; i < sizeof(crit) / sizeof(crit[0]); i++) {
+		snprintf(members, sizeof(members), RS256_JWT ",\"crit\":%s", crit[i]);
+		t = sign_json(hdr(members), valid_claims(SERVICE));
+		assert_true(libjwt_accepts(t));
+		expect_denied(t, "crit");
+		free(t);
+	}
+	/* with b64 false (RFC 7797) a verifier honouring it would read the
+	 * payload unencoded; refused as crit whatever b64 says */
+	t = sign_json(hdr(RS256_JWT ",\"b64\":false,\"crit\":[\"b64\"]"),
+	    valid_claims(SERVICE));
+	expect_denied(t, "crit");
+	free(t);
+}
+
+/* typ absent or "JWT" in any case (RFC 7519 section 5.1); anything else,
+ * including "application/jwt", is a token of another kind. */
+static void
+test_typ(void **state)
+{
+	static const char *const ok[] = {
+		"\"alg\":\"RS256\"", RS256_JWT, "\"alg\":\"RS256\",\"typ\":\"jwt\"",
+		"\"alg\":\"RS256\",\"typ\":\"Jwt\"",
+	};
+	static const char *const bad[] = {
+		"\"at+jwt\"", "\"dpop+jwt\"", "\"JWS\"", "\"\"", "\"JWT \"",
+		"\"application/jwt\"", "null", "1", "[\"JWT\"]", "\"\\uff2a\\uff37\\uff34\"",
+	};
+	char members[128], *t;
+
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++) {
+		t = sign_json(hdr(ok[i]), valid_claims(SERVICE));
+		expect_ok(t, NOW, CN, "");
+		free(t);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		snprintf(members, sizeof(members), "\"alg\":\"RS256\",\"typ\":%s", bad[i]);
+		t = sign_json(hdr(members), valid_claims(SERVICE));
+		expect_denied(t, "typ");
+		free(t);
+	}
+}
+
+/*
+ * A member named twice, in header or payload, is refused: jansson without
+ * JSON_REJECT_DUPLICATES keeps the last copy, and so libjwt 1.10 verifies
+ * these tokens and reads the last value; another verifier may read the first.
+ * A spelling that only case folding equates with a member kakikomi reads is
+ * refused too: Go's encoding/json (golang-jwt's claims structs) matches
+ * "EXP", "\u212Aid" (KELVIN SIGN) or "i\u017Fs" (LONG S) to exp, kid, iss,
+ * last match winning.  Members kakikomi does not read may differ in case.
+ */
+static void
+test_duplicate_members(void **state)
+{
+	static const char *const hdrs[] = {
+		"\"alg\":\"RS256\",\"alg\":\"RS256\"",
+		"\"alg\":\"none\",\"alg\":\"RS256\"",
+		"\"alg\":\"RS256\",\"\\u0061lg\":\"RS256\"",
+		"\"alg\":\"RS256\",\"kid\":\"other\"",
+		"\"alg\":\"RS256\",\"typ\":\"JWT\",\"typ\":\"at+jwt\"",
+		"\"alg\":\"RS256\",\"ALG\":\"none\"",
+		"\"alg\":\"RS256\",\"Kid\":\"other\"",
+		"\"alg\":\"RS256\",\"\\u212aid\":\"other\"",
+		"\"alg\":\"RS256\",\"\xe2\x84\xaaid\":\"other\"",
+		"\"alg\":\"RS256\",\"Crit\":[\"exp\"]",
+		"\"alg\":\"RS256\",\"TYP\":\"at+jwt\"",
+	};
+	static const char *const payloads[] = {
+		SERVICE ",\"exp\":1",
+		SERVICE ",\"iss\":\"https://other.cloudflareaccess.com\"",
+		SERVICE ",\"aud\":\"other\"",
+		SERVICE ",\"common_name\":\"evil.access\"",
+		SERVICE ",\"EXP\":1",
+		SERVICE ",\"Iss\":\"https://other.cloudflareaccess.com\"",
+		SERVICE ",\"i\\u017fs\":\"https://other.cloudflareaccess.com\"",
+		SERVICE ",\"AUD\":\"other\"",
+		SERVICE ",\"Common_Name\":\"evil.access\"",
+		SERVICE ",\"Email\":\"mallory@example.com\"",
+		SERVICE ",\"nBf\":4102444800",
+	};
+	char *t;
+
+	for (size_t i = 0; i < sizeof(hdrs) / sizeof(hdrs[0]); i++) {
+		t = sign_json(hdr(hdrs[i]), valid_claims(SERVICE));
+		expect_denied(t, "duplicate member");
+		free(t);
+	}
+	for (size_t i = 0; i < sizeof(payloads) / sizeof(payloads[0]); i++) {
+		t = sign_json(hdr(RS256_JWT), valid_claims(payloads[i]));
+		expect_denied(t, "duplicate member");
+		free(t);
+	}
+	/* members kakikomi never reads may come in any case */
+	t = sign_json(hdr(RS256_JWT ",\"X\":1,\"x\":2"),
+	    valid_claims(SERVICE ",\"type\":\"app\",\"Type\":\"x\""));
+	expect_ok(t, NOW, CN, "");
+	free(t);
+}
+
+/* libjwt's reading of a duplicated claim: the last copy (jansson's default). */
+static void
+test_duplicate_libjwt_oracle(void **state)
+{
+	char *t = sign_json(hdr(RS256_JWT), valid_claims(SERVICE
+	    ",\"common_name\":\"evil.access\""));
+	jwt_t *jwt = NULL;
+
+	assert_int_equal(jwt_decode(&jwt, t, (unsigned char *)pub_pem,
+	    (int)pub_pem_len), 0);
+	assert_string_equal(jwt_get_grant(jwt, "common_name"), "evil.access");
+	jwt_free(jwt);
+	expect_denied(t, "duplicate member");
+	free(t);
+}
+
+/* EMSA-PKCS1-v1_5 encoding (RFC 8017 section 9.2) of SHA-256(msg), k bytes. */
+static void
+pkcs1_sha256(const char *msg, unsigned char *em, size_t k)
+{
+	static const unsigned char digest_info[] = { 0x30, 0x31, 0x30, 0x0d,
+	    0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01,
+	    0x05, 0x00, 0x04, 0x20 };
+	size_t t = sizeof(digest_info) + 32;
+
+	em[0] = 0x00;
+	em[1] = 0x01;
+	memset(em + 2, 0xff, k - t - 3);
+	em[k - t - 1] = 0x00;
+	memcpy(em + k - t, digest_info, sizeof(digest_info));
+	assert_int_equal(EVP_Digest(msg, strlen(msg), em + k - 32, NULL,
+	    EVP_sha256(), NULL), 1);
+}
+
+/*
+ * With e = 1, s^e mod n = s: the "signature" is the padded digest itself,
+ * computed from the token alone.  The forgery is real (OpenSSL and libjwt
+ * verify it with that key), and kakikomi refuses it because such a key is
+ * never loaded: the token names a kid that is not in the set.
+ */
+static void
+test_forged_with_e_one(void **state)
+{
+	BIGNUM *n = jose_pkey_n(priv_cur), *one = BN_new();
+	EVP_PKEY *weak;
+	unsigned char em[256];
+	char members[160], *h64, *p64, *msg, *sig64, *tok, *pem, *set;
+	const char *err;
+	struct keyset *ks;
+	EVP_MD_CTX *ctx = EVP_MD_CTX_new();
+	BIO *bio = BIO_new(BIO_s_mem());
+	json_t *doc = json_load_file(TD "certs.json", 0, NULL);
+	jwt_t *jwt = NULL;
+	long pemlen;
+
+	assert_int_equal(BN_set_word(one, 1), 1);
+	weak = jose_pkey(n, one);
+	snprintf(members, sizeof(members), "{\"alg\":\"RS256\",\"kid\":\"e-is-one\",\"typ\":\"JWT\"}");
+	h64 = jose_b64url_str(members);
+	p64 = jose_b64url_str(valid_claims(SERVICE));
+	msg = join_dot(h64, p64);
+	pkcs1_sha256(msg, em, sizeof(em));
+	sig64 = jose_b64url(em, sizeof(em));
+	tok = join_dot(msg, sig64);
+
+	/* the attack works against a verifier that trusts its key set */
+	assert_int_equal(EVP_DigestVerifyInit(ctx, NULL, EVP_sha256(), NULL, weak), 1);
+	assert_int_equal(EVP_DigestVerify(ctx, em, sizeof(em), (unsigned char *)msg,
+	    strlen(msg)), 1);
+	assert_int_equal(PEM_write_bio_PUBKEY(bio, weak), 1);
+	pemlen = BIO_get_mem_data(bio, &pem);
+	assert_int_equal(jwt_decode(&jwt, tok, (unsigned char *)pem, (int)pemlen), 0);
+	jwt_free(jwt);
+
+	/* kakikomi: the e = 1 key is skipped, the good key still loads */
+	json_array_insert_new(json_object_get(doc, "keys"), 0,
+	    jose_jwk(n, one, "e-is-one"));
+	set = json_dumps(doc, 0);
+	ks = keyset_parse(set, strlen(set), &err);
+	assert_non_null(ks);
+	assert_int_equal(keyset_count(ks), 2);
+	assert_null(keyset_key(ks, "e-is-one"));
+	expect_refused_with(ks, tok, NOW, ACCESS_UNKNOWN_KID, "unknown kid");
+	keyset_unref(ks);
+	free(set);
+	/* and a set holding only that key is no key set */
+	json_array_clear(json_object_get(doc, "keys"));
+	json_array_append_new(json_object_get(doc, "keys"), jose_jwk(n, one, "e-is-one"));
+	set = json_dumps(doc, 0);
+	assert_null(keyset_parse(set, strlen(set), &err));
+	assert_string_equal(err, "e is not 65537");
+
+	free(set);
+	json_decref(doc);
+	BIO_free(bio);
+	EVP_MD_CTX_free(ctx);
+	free(tok);
+	free(sig64);
+	free(msg);
+	free(p64);
+	free(h64);
+	EVP_PKEY_free(weak);
+	BN_free(one);
+	BN_free(n);
+}
+
 static void
 test_testdata_tokens_accepted(void **state)
 {
@@ -278,7 +834,7 @@ test_malformed(void **state)
 	expect_denied("a.b", "malformed");
 	expect_denied("a.b.c.d", "malformed");
 	expect_denied("..", "malformed");
-	expect_denied("!!!.e30.sig", "malformed");
+	expect_denied("!!!.e30.sig", "bad base64url");
 	/* the header is valid base64url but not a JSON object */
 	expect_denied("WzFd.e30.c2ln", "malformed");
 	/* a valid token cut after its payload: two segments */
@@ -672,6 +1228,14 @@ main(void)
 		cmocka_unit_test(test_cache_follows_keys_and_conf),
 		cmocka_unit_test(test_cache_bounded),
 		cmocka_unit_test(test_threads),
+		cmocka_unit_test(test_signature_spellings),
+		cmocka_unit_test(test_noncanonical_parts),
+		cmocka_unit_test(test_noncanonical_before_kid),
+		cmocka_unit_test(test_crit),
+		cmocka_unit_test(test_typ),
+		cmocka_unit_test(test_duplicate_members),
+		cmocka_unit_test(test_duplicate_libjwt_oracle),
+		cmocka_unit_test(test_forged_with_e_one),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);

@@ -2,7 +2,8 @@
  * Unit tests for jwks.c's life cycle with file:// key sets (HTTPS is covered
  * by tests/integration/test_jwks_https.sh): certs_cache at start, a failed
  * refresh keeps the current set, unknown-kid refetches are rate-limited,
- * reconfigure refetches, the refresh timer picks up a new set.
+ * reconfigure refetches, the refresh timer picks up a new set, and the fetch
+ * deadline ends an https fetch to a server that never answers.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -10,7 +11,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
+
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 
 #include <cmocka.h>
 #include <event2/event.h>
@@ -253,6 +259,67 @@ test_refresh_timer(void **state)
 	free(one);
 }
 
+static double
+mono_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* A loopback socket that listens and never accepts: the kernel completes the
+ * TCP handshake, then the TLS ClientHello waits for ever.  Sets *port. */
+static int
+silent_listener(int *port)
+{
+	struct sockaddr_in sin = { .sin_family = AF_INET };
+	socklen_t len = sizeof(sin);
+	int fd = socket(AF_INET, SOCK_STREAM, 0);
+
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sin, sizeof(sin)) != 0 ||
+	    listen(fd, 4) != 0 ||
+	    getsockname(fd, (struct sockaddr *)&sin, &len) != 0)
+		fail_msg("cannot listen on loopback");
+	*port = ntohs(sin.sin_port);
+	return fd;
+}
+
+/*
+ * The fetch deadline, not the 10 s idle timeout, ends a fetch that makes no
+ * progress, and the refresh queued behind it (a reconfigure to another URL
+ * while the fetch was in flight) then runs.  Without the deadline the
+ * reconfigured set would wait for the idle timeout; with a server that
+ * trickles bytes (tests/integration/test_jwks_deadline.sh), for ever.
+ */
+static void
+test_fetch_deadline(void **state)
+{
+	struct fixture *f = *state;
+	char url[64];
+	double errors = refresh_errors(), t0, took;
+	int port, fd = silent_listener(&port);
+
+	snprintf(url, sizeof(url), "https://127.0.0.1:%d/certs", port);
+	copy_certs(f->path);
+	f->conf.certs_url = url;
+	f->conf.fetch_timeout_ms = 300;
+	t0 = mono_s();
+	start(f);
+	f->conf.certs_url = f->url;
+	jwks_reconfigure(f->j, &f->conf);
+	assert_int_equal(nkeys(f->j), 0);
+	while (nkeys(f->j) == 0 && mono_s() - t0 < 8)
+		run_for_ms(f->base, 20);
+	took = mono_s() - t0;
+	assert_int_equal(nkeys(f->j), 2);
+	assert_true(refresh_errors() == errors + 1);
+	if (took < 0.3 || took > 3)
+		fail_msg("the stalled fetch ended after %.2f s, expected ~0.3 s", took);
+	close(fd);
+}
+
 int
 main(void)
 {
@@ -264,6 +331,7 @@ main(void)
 		    setup, teardown),
 		cmocka_unit_test_setup_teardown(test_reconfigure_refetches, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_refresh_timer, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_fetch_deadline, setup, teardown),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -12,6 +12,7 @@
 
 #include <openssl/pem.h>
 
+#include "jose.h"
 #include "keyset.h"
 
 #define TD "../shared/testdata/access/"
@@ -212,7 +213,7 @@ test_malformed_documents(void **state)
 	expect_refused(parse_str("{\"keys\":[{\"kty\":\"EC\",\"kid\":\"x\"}]}", &err),
 	    &err, "kty is not RSA");
 	expect_refused(parse_str("{\"keys\":[{\"kty\":\"RSA\",\"kid\":\"x\","
-	    "\"n\":\"AQAB\",\"e\":\"AQAB\"}]}", &err), &err, "n too small");
+	    "\"n\":\"AQAB\",\"e\":\"AQAB\"}]}", &err), &err, "n is not 2048-8192 bits");
 	expect_refused(parse_str("{\"keys\":[{\"kty\":\"RSA\",\"kid\":\"x\","
 	    "\"n\":\"A+B/\",\"e\":\"AQAB\"}]}", &err), &err, "bad or too large n");
 	expect_refused(parse_str("{\"keys\":[{\"kty\":\"RSA\",\"kid\":\"x\","
@@ -253,6 +254,147 @@ test_bounds(void **state)
 	json_decref(doc);
 }
 
+/* The testdata current key's modulus (2048 bits, a real key). */
+static BIGNUM *
+testdata_n(void)
+{
+	json_t *jwk = testdata_jwk(0);
+	const char *n64 = json_string_value(json_object_get(jwk, "n"));
+	unsigned char buf[KEYSET_MAX_N_BYTES];
+	long len = keyset_b64url_decode(n64, strlen(n64), buf, sizeof(buf));
+	BIGNUM *n;
+
+	assert_true(len > 0);
+	n = BN_bin2bn(buf, (int)len, NULL);
+	assert_non_null(n);
+	json_decref(jwk);
+	return n;
+}
+
+/* OpenSSL's own verdict on (n, e), without kakikomi's rules. */
+static int
+openssl_public_check(const BIGNUM *n, const BIGNUM *e)
+{
+	EVP_PKEY *pkey = jose_pkey(n, e);
+	EVP_PKEY_CTX *ctx = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL);
+	int r = EVP_PKEY_public_check(ctx);
+
+	assert_int_equal(EVP_PKEY_public_check_quick(ctx), r);
+	EVP_PKEY_CTX_free(ctx);
+	EVP_PKEY_free(pkey);
+	return r == 1;
+}
+
+/* Parses a set of the one key (n, e). */
+static struct keyset *
+parse_ne(const BIGNUM *n, const BIGNUM *e, const char **err)
+{
+	return parse_keys(err, 1, jose_jwk(n, e, "k"));
+}
+
+static void
+test_exponent(void **state)
+{
+	static const BN_ULONG bad[] = { 1, 2, 3, 5, 17, 65535, 65539, 0x100000001 };
+	static const int openssl_passes[] = { 0, 0, 1, 1, 1, 1, 1, 1 };
+	BIGNUM *n = testdata_n(), *e = BN_new();
+	const char *err;
+	struct keyset *ks;
+
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_int_equal(BN_set_word(e, bad[i]), 1);
+		/* OpenSSL 3.0 refuses only e = 1 and even e (non-FIPS:
+		 * ossl_rsa_check_public_exponent is "odd and > 1"); the rest
+		 * are kakikomi's rule */
+		assert_int_equal(openssl_public_check(n, e), openssl_passes[i]);
+		expect_refused(parse_ne(n, e, &err), &err, "e is not 65537");
+	}
+	assert_int_equal(BN_set_word(e, 65537), 1);
+	ks = parse_ne(n, e, &err);
+	assert_non_null(ks);
+	assert_int_equal(keyset_count(ks), 1);
+	keyset_unref(ks);
+	BN_free(e);
+	BN_free(n);
+}
+
+/* Moduli OpenSSL's public check refuses: even, a small factor, prime. */
+static void
+test_modulus_checked(void **state)
+{
+	BIGNUM *n = testdata_n(), *e = BN_new(), *p = BN_new();
+	const char *err;
+
+	assert_int_equal(BN_set_word(e, 65537), 1);
+	assert_int_equal(BN_sub_word(n, 1), 1);		/* even */
+	assert_false(openssl_public_check(n, e));
+	expect_refused(parse_ne(n, e, &err), &err, "RSA public key check failed");
+	do
+		assert_int_equal(BN_add_word(n, 1), 1);	/* odd, divisible by 3 */
+	while (BN_mod_word(n, 2) == 0 || BN_mod_word(n, 3) != 0);
+	assert_int_equal(BN_num_bits(n), 2048);
+	assert_false(openssl_public_check(n, e));
+	expect_refused(parse_ne(n, e, &err), &err, "RSA public key check failed");
+	assert_int_equal(BN_generate_prime_ex(p, 2048, 0, NULL, NULL, NULL), 1);
+	assert_false(openssl_public_check(p, e));
+	expect_refused(parse_ne(p, e, &err), &err, "RSA public key check failed");
+	BN_free(p);
+	BN_free(e);
+	BN_free(n);
+}
+
+static void
+test_modulus_size(void **state)
+{
+	static const struct { int bits; const char *refused; } cases[] = {
+		{ 1024, "n is not 2048-8192 bits" },
+		{ 2047, "n is not 2048-8192 bits" },
+		{ 2048, NULL },
+		{ 4096, NULL },
+		{ 8192, NULL },
+		{ 8193, "bad or too large n" },
+		{ 16384, "bad or too large n" },	/* OpenSSL itself allows 16384 */
+	};
+	BIGNUM *e = BN_new();
+	const char *err;
+	struct keyset *ks;
+
+	assert_int_equal(BN_set_word(e, 65537), 1);
+	for (size_t i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		BIGNUM *n = jose_random_modulus(cases[i].bits);
+
+		ks = parse_ne(n, e, &err);
+		if (cases[i].refused != NULL)
+			expect_refused(ks, &err, cases[i].refused);
+		else if (ks == NULL || keyset_count(ks) != 1)
+			fail_msg("%d-bit modulus refused: %s", cases[i].bits, err);
+		keyset_unref(ks);
+		BN_free(n);
+	}
+	BN_free(e);
+}
+
+/* A refused key is skipped, the rest of the set still loads. */
+static void
+test_bad_key_skipped(void **state)
+{
+	BIGNUM *n = testdata_n(), *one = BN_new();
+	json_t *good = testdata_jwk(1);
+	const char *err;
+	struct keyset *ks;
+
+	assert_int_equal(BN_set_word(one, 1), 1);
+	ks = parse_keys(&err, 2, jose_jwk(n, one, "e-is-one"), good);
+	assert_non_null(ks);
+	assert_int_equal(keyset_count(ks), 1);
+	assert_string_equal(keyset_kid(ks, 0),
+	    "a60ad6790041848dfd419c057591627b451010eebd877158b170ec371c9a6758");
+	assert_null(keyset_key(ks, "e-is-one"));
+	keyset_unref(ks);
+	BN_free(one);
+	BN_free(n);
+}
+
 static void
 test_b64url(void **state)
 {
@@ -268,6 +410,13 @@ test_b64url(void **state)
 	assert_int_equal(keyset_b64url_decode("A+B/", 4, out, sizeof(out)), -1);
 	assert_int_equal(keyset_b64url_decode("AQ==", 4, out, sizeof(out)), -1);
 	assert_int_equal(keyset_b64url_decode("AQABA", 5, out, sizeof(out)), -1);
+	/* non-zero spare bits: "AR" and "AQ" would both decode to 0x01 */
+	assert_int_equal(keyset_b64url_decode("AR", 2, out, sizeof(out)), -1);
+	assert_int_equal(keyset_b64url_decode("-_9", 3, out, sizeof(out)), -1);
+	assert_int_equal(keyset_b64url_decode("AQAC", 4, out, sizeof(out)), 3);
+	/* out NULL: check and count only */
+	assert_int_equal(keyset_b64url_decode("AQAB", 4, NULL, 0), 3);
+	assert_int_equal(keyset_b64url_decode("AR", 2, NULL, 0), -1);
 	/* never writes past outsz */
 	assert_int_equal(keyset_b64url_decode("AQABAQAB", 8, out, 5), -1);
 	assert_int_equal(keyset_b64url_decode("AQABAQAB", 8, out, 6), 6);
@@ -283,6 +432,10 @@ main(void)
 		cmocka_unit_test(test_skips_unusable_keys),
 		cmocka_unit_test(test_malformed_documents),
 		cmocka_unit_test(test_bounds),
+		cmocka_unit_test(test_exponent),
+		cmocka_unit_test(test_modulus_checked),
+		cmocka_unit_test(test_modulus_size),
+		cmocka_unit_test(test_bad_key_skipped),
 		cmocka_unit_test(test_b64url),
 	};
 
