@@ -25,6 +25,7 @@
 
 #include "log.h"
 #include "metrics.h"
+#include "status.h"
 
 #define JWKS_MAX_BODY		(1024 * 1024)	/* bytes; Cloudflare's set is ~3 KB */
 #define JWKS_MAX_HEADERS	(64 * 1024)
@@ -179,6 +180,7 @@ install(struct jwks *j, struct keyset *ks, const char *source)
 	keyset_unref(old);
 	metrics_gauge_set("kakikomi_jwks_keys", "", (double)n);
 	log_info("key set loaded: source=%s keys=%zu kids=%s", source, n, kids);
+	status_note_keyset(NULL);
 }
 
 static void
@@ -217,6 +219,7 @@ static void
 fetch_fail(struct jwks *j, const char *why)
 {
 	log_warnx("key set fetch failed: url=%s reason=%s", j->url, why);
+	status_note_keyset(why);
 	fetch_done(j, 0);
 }
 

@@ -23,6 +23,8 @@ tap_check "the configured site is listed, silent, no write yet" "tokyo silent nu
 tap_check "the key set's kids (testdata certs.json)" \
     "$(jq -r '[.keys[].kid] | sort | join(",")' "$T_DATA/access/certs.json")" \
     "$(jq -r '.keyset.kids | sort | join(",")' "$T_TMP/status.json")"
+tap_check "the key set's last load is noted, no error" "true null" \
+    "$(jq -r '"\(.keyset.last_load != null) \(.keyset.last_error)"' "$T_TMP/status.json")"
 
 code=$(curl -s -o "$T_TMP/status.html" -D "$T_TMP/page.headers" -w '%{http_code}' "$S/")
 tap_check "GET / is 200 text/html" "200 text/html; charset=utf-8" \
