@@ -1552,13 +1552,25 @@ default_site_share(struct limits_conf *l)
 	l->max_inflight_bytes_per_site = share;
 }
 
-/* The same for request slots: slow requests of one site hold a quarter. */
+/*
+ * The same for request slots: slow requests of one site hold a quarter, but
+ * at least SITE_REQUESTS_FLOOR (or all, when max_requests is smaller), so a
+ * small max_requests does not leave a single site one request at a time.
+ */
+#define SITE_REQUESTS_FLOOR	16
+
 static void
 default_site_requests(struct limits_conf *l)
 {
-	if (l->max_requests_per_site == 0)
-		l->max_requests_per_site = l->max_requests / 4 > 0 ?
-		    l->max_requests / 4 : 1;
+	uint64_t	share = l->max_requests / 4;
+
+	if (l->max_requests_per_site != 0)
+		return;
+	if (share < SITE_REQUESTS_FLOOR)
+		share = SITE_REQUESTS_FLOOR;
+	if (share > l->max_requests)
+		share = l->max_requests;
+	l->max_requests_per_site = share;
 }
 
 static int
