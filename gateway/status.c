@@ -484,6 +484,7 @@ html_page(FILE *f, const json_t *doc)
 	    "table{border-collapse:collapse;width:100%}"
 	    "td,th{border-bottom:1px solid #ccc;padding:.3em;text-align:left;vertical-align:top}"
 	    ".alive{color:#070}.silent{color:#b00;font-weight:bold}.reason{color:#b00}"
+	    ".reason,code{overflow-wrap:anywhere}"
 	    "small{color:#666}code{font-size:90%}</style></head><body>\n"
 	    "<h1>kakikomi</h1>\n", f);
 	fprintf(f, "<p>version %s, up %llds; counts over the last %lld minutes</p>\n",
