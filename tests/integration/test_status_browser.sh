@@ -89,6 +89,7 @@ browse() {
 	wait "$pid"
 	rc=$?
 	untrack_pid "$pid"
+	[ "$rc" -eq 0 ] || tail -n 5 "$T_TMP/chromium.log" | sed 's/^/# chromium: /'
 	return "$rc"
 }
 
