@@ -397,18 +397,21 @@ age(FILE *f, const json_t *v)
 static void
 html_site(FILE *f, const json_t *site)
 {
-	const char *state, *sig;
+	const char *name = json_string_value(json_object_get(site, "name"));
+	const char *state = json_string_value(json_object_get(site, "state")), *sig;
 	json_t *v, *r;
 	size_t i;
 
-	fputs("<tr><td><b>", f);
-	esc(f, json_string_value(json_object_get(site, "name")));
-	state = json_string_value(json_object_get(site, "state"));
+	/* data- attributes: stable hooks for scripts and the browser test */
+	fputs("<tr data-site=\"", f);
+	esc(f, name);
+	fprintf(f, "\" data-state=\"%s\"><td><b>", state);
+	esc(f, name);
 	fprintf(f, "</b><br><span class=\"%s\">%s</span></td><td>", state, state);
 	json_object_foreach(json_object_get(site, "signals"), sig, v) {
-		fprintf(f, "%s: ", sig);
+		fprintf(f, "<span data-signal=\"%s\">%s: ", sig, sig);
 		age(f, json_object_get(v, "age_seconds"));
-		fprintf(f, ", %lld rewritten<br>",
+		fprintf(f, "</span>, %lld rewritten<br>",
 		    (long long)json_integer_value(json_object_get(v, "rewritten_series")));
 	}
 	v = json_object_get(site, "writes");
@@ -420,7 +423,7 @@ html_site(FILE *f, const json_t *site)
 		    (long long)json_integer_value(json_object_get(v, "recent")),
 		    (long long)json_integer_value(json_object_get(v, "status")),
 		    (long long)json_integer_value(json_object_get(v, "total")));
-	fputs("</td><td>", f);
+	fputs("</td><td data-last-refusal>", f);
 	if (json_is_object(r = json_object_get(site, "last_refusal"))) {
 		fprintf(f, "%lld ", (long long)json_integer_value(json_object_get(r, "status")));
 		age(f, json_object_get(r, "age_seconds"));
@@ -481,6 +484,7 @@ html_page(FILE *f, const json_t *doc)
 	    "table{border-collapse:collapse;width:100%}"
 	    "td,th{border-bottom:1px solid #ccc;padding:.3em;text-align:left;vertical-align:top}"
 	    ".alive{color:#070}.silent{color:#b00;font-weight:bold}.reason{color:#b00}"
+	    ".reason,code{overflow-wrap:anywhere}"
 	    "small{color:#666}code{font-size:90%}</style></head><body>\n"
 	    "<h1>kakikomi</h1>\n", f);
 	fprintf(f, "<p>version %s, up %llds; counts over the last %lld minutes</p>\n",

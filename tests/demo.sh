@@ -10,8 +10,10 @@
 #        site tokyo, enforces provider, forwards)
 #     -> central Prometheus (remote write receiver)
 #
-# Then it shows what arrived, a forged write being rewritten, and requests
-# that did not pass Access being refused.  DEMO_KEEP=1 keeps everything
+# Then it shows what arrived, a forged write being rewritten, a Loki push
+# getting the site's provider (a recording upstream, tests/tools/sink, stands
+# in for Loki), requests that did not pass Access being refused, and the
+# status page's address.  DEMO_KEEP=1 keeps everything
 # running until Ctrl-C.
 . "$(dirname "$0")/lib.sh"
 
@@ -22,17 +24,21 @@ die() {
 	exit 1
 }
 
-CENTRAL=$(free_port); SITE=$(free_port); KK=$(free_port); KM=$(free_port)
+CENTRAL=$(free_port); SITE=$(free_port); KK=$(free_port); KM=$(free_port); LOKI=$(free_port)
 
 say "central Prometheus on 127.0.0.1:$CENTRAL"
 start_prometheus central "$CENTRAL" || die "central Prometheus did not start"
+
+say "Loki stand-in (a recording upstream) on 127.0.0.1:$LOKI"
+start_sink loki "$LOKI" || die "the Loki stand-in did not start"
 
 say "Access stand-in (key set over HTTPS with a local CA, edge for the site)"
 start_access_edge "$KK" || die "cfaccess did not start"
 echo "key set: https://$CFA_TLS/cdn-cgi/access/certs   edge: http://$CFA_EDGE"
 
 say "kakikomi on 127.0.0.1:$KK (metrics on 127.0.0.1:$KM)"
-write_config "$T_TMP/kk" "$KK" "$KM" "http://127.0.0.1:$CENTRAL/api/v1/write" "" "" \
+write_config "$T_TMP/kk" "$KK" "$KM" "http://127.0.0.1:$CENTRAL/api/v1/write" \
+    "http://127.0.0.1:$LOKI/loki/api/v1/push" "" \
     "$(printf 'limits: { max_body_bytes: 16MiB }')"
 use_edge_keys "$T_TMP/kk/kakikomi.yml"
 sed -i "s/log_level: debug/log_level: info/" "$T_TMP/kk/kakikomi.yml"
@@ -62,6 +68,16 @@ curl -s -o /dev/null -w 'answer: %{http_code}\n' -u "$T_TOKEN_CN:$T_SECRET" \
     --data-binary "@$T_TMP/forged.body" "http://$CFA_EDGE/api/v1/write"
 prom_query "$CENTRAL" 'demo_forged' | grep -o '"metric":{[^}]*}'
 
+say "a Loki push through the same token: its stream gets provider=\"tokyo\""
+curl -s -o /dev/null -w 'answer: %{http_code}\n' -u "$T_TOKEN_CN:$T_SECRET" \
+    -H 'Content-Type: application/json' --data-binary \
+    "{\"streams\":[{\"stream\":{\"job\":\"demo\"},\"values\":[[\"$(date +%s%N)\",\"hello from tokyo\"]]}]}" \
+    "http://$CFA_EDGE/loki/api/v1/push"
+pushed=$(ls "$T_TMP/loki" | grep -c '\.body$')
+[ "$pushed" -gt 0 ] || die "nothing reached the Loki stand-in"
+echo "the Loki stand-in received:"
+jq -c '.streams[] | {stream, values}' "$T_TMP/loki/$pushed.body" || die "the Loki stand-in holds no JSON push"
+
 say "requests that did not pass Access are refused"
 curl -s -w '  (%{http_code}) straight to kakikomi, no token\n' -o "$T_TMP/r1" \
     --data-binary "@$T_TMP/forged.body" "http://127.0.0.1:$KK/api/v1/write"; cat "$T_TMP/r1"
@@ -72,8 +88,14 @@ say "kakikomi's log (last lines) and metrics"
 tail -n 5 "$T_TMP/kakikomi.log"
 curl -s "http://127.0.0.1:$KM/metrics" | grep -E '^kakikomi_(requests_total|series_total|rewritten_series_total|jwks_keys)'
 
+say "status page: http://127.0.0.1:$KM/   (JSON: http://127.0.0.1:$KM/api/v1/status)"
+curl -s "http://127.0.0.1:$KM/api/v1/status" |
+    jq -r '.window_minutes as $w | .sites[] |
+        "\(.name): \(.state), \(.writes.recent) writes in the last \($w) minutes"' ||
+    die "the status page did not answer"
+
 if [ -n "${DEMO_KEEP:-}" ]; then
-	say "running; central Prometheus at http://127.0.0.1:$CENTRAL — Ctrl-C stops everything"
+	say "running; central Prometheus at http://127.0.0.1:$CENTRAL, status page at http://127.0.0.1:$KM/ — Ctrl-C stops everything"
 	wait "$KK_PID"
 fi
 say "demo OK"
