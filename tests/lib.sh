@@ -394,14 +394,15 @@ series_samples() {
 # sum_samples: the total of series_samples' counts on stdin.
 sum_samples() { awk '{ s += $NF } END { print s + 0 }'; }
 
-# wait_same_series SENDER RECEIVER T0 T1 [SECONDS]: polls until the receiver
-# holds, series by series, exactly the samples the sender holds in (T0, T1].
+# wait_same_series SENDER RECEIVER T0 T1 [SECONDS] [SITE]: polls until the
+# receiver holds, series by series, exactly the samples the sender (of SITE,
+# default tokyo) holds in (T0, T1].
 # Leaves the last difference in $T_TMP/series.diff; returns 1 on timeout.
 wait_same_series() {
 	local deadline=$((SECONDS + ${5:-90}))
 	series_samples "$1" "$3" "$4" > "$T_TMP/series.want"
 	while :; do
-		series_samples "$2" "$3" "$4" ',provider="tokyo"' > "$T_TMP/series.got"
+		series_samples "$2" "$3" "$4" ",provider=\"${6:-tokyo}\"" > "$T_TMP/series.got"
 		diff "$T_TMP/series.want" "$T_TMP/series.got" > "$T_TMP/series.diff" &&
 		    [ -s "$T_TMP/series.want" ] && return 0
 		[ "$SECONDS" -lt "$deadline" ] || return 1
