@@ -130,7 +130,7 @@ echo "# kakikomi before faults: rss ${rss0} kB, ${fds0} fds; after: rss ${rss1} 
     tap_fail "descriptors back near their baseline" "${fds0} -> ${fds1}"
 
 echo "# first kakikomi's answers: $(curl -s "http://127.0.0.1:$KM/metrics" |
-    awk '$1 ~ /^kakikomi_requests_total/ { sub(/.*status=/, "", $1); printf "%s x %s  ", $1, $2 }')"
+    awk '$1 ~ /^kakikomi_requests_total/ { gsub(/.*status="|"}/, "", $1); printf "%s x %s  ", $1, $2 }')"
 
 # SIGKILL under load: the sender has a backlog from a short partition
 phase sigkill
