@@ -4,8 +4,10 @@
 #   make asan       the same tests against an ASan+UBSan build
 #   make fuzz       each libFuzzer target for FUZZ_SECONDS
 #   make bench      the benchmark table (tests/bench)
+#   make soak       kakikomi under churn for SOAK_SECONDS (600; not in make test)
 
 VERSION	?= 0.1.0
+SOAK_SECONDS ?= 600
 BUILD	?= build
 CC	?= cc
 PKGS	 = libevent libevent_openssl libevent_pthreads openssl jansson yaml-0.1 zlib
@@ -25,7 +27,7 @@ LIBOBJS	:= $(patsubst gateway/%.c,$(BUILD)/%.o,$(filter-out gateway/main.c,$(SRC
 UNITS	:= $(patsubst tests/unit/%.c,$(BUILD)/tests/%,$(wildcard tests/unit/test_*.c))
 TOOLS	:= $(patsubst tests/tools/%.c,$(BUILD)/tools/%,$(wildcard tests/tools/*.c))
 
-.PHONY: all test asan fuzz bench clean tools units demo
+.PHONY: all test asan fuzz bench clean tools units demo soak
 
 all: kakikomi
 
@@ -62,6 +64,9 @@ fuzz:
 
 bench: all tools
 	tests/bench/run.sh
+
+soak: all tools
+	KAKIKOMI_BUILD=$(BUILD) SOAK_SECONDS=$(SOAK_SECONDS) tests/soak.sh
 
 clean:
 	rm -rf build build-asan build-fuzz kakikomi

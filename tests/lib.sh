@@ -344,3 +344,92 @@ wait_metric() {
 		sleep 0.05
 	done
 }
+
+# ---- faults, replicas, soak ---------------------------------------------------
+# kk_status_count MPORT PATTERN: kakikomi's requests answered with a status
+# matching PATTERN (e.g. 'status="204"', 'status="5').
+kk_status_count() {
+	curl -s "http://127.0.0.1:$1/metrics" |
+	    awk -v p="$2" '$1 ~ "^kakikomi_requests_total" && $1 ~ p { s += $2 } END { print s + 0 }'
+}
+# proc_rss_kb PID / proc_fds PID: resident memory (kB) and open descriptors.
+proc_rss_kb() { awk '$1 == "VmRSS:" { print $2 }' "/proc/$1/status" 2>/dev/null; }
+proc_fds() { find "/proc/$1/fd" -mindepth 1 -maxdepth 1 2>/dev/null | wc -l; }
+
+# receiver_config FILE: a receiving Prometheus with the storage settings of
+# deploy/prometheus/prometheus.yml (its out_of_order_time_window), no scrapes.
+receiver_config() {
+	local w
+	w=$(awk '$1 == "out_of_order_time_window:" { print $2 }' \
+	    "$T_ROOT/deploy/prometheus/prometheus.yml")
+	printf 'global:\n  scrape_interval: 1h\nstorage:\n  tsdb:\n    out_of_order_time_window: %s\n' \
+	    "${w:-0s}" > "$1"
+}
+
+# start_prometheus_at NAME ADDR PORT CONFIG [COMMAND PREFIX...]: as
+# start_prometheus on ADDR, run through the prefix (e.g. ip netns exec NS).
+# Sets PROM_PID (the prefix must exec, as ip netns exec does).
+start_prometheus_at() {
+	local name=$1 addr=$2 port=$3 cfg=$4; shift 4
+	mkdir -p "$T_TMP/$name"
+	"$@" prometheus --config.file="$cfg" --storage.tsdb.path="$T_TMP/$name/data" \
+	    --web.listen-address="$addr:$port" --web.enable-remote-write-receiver \
+	    --web.enable-lifecycle --log.level=warn >>"$T_TMP/$name.log" 2>&1 &
+	PROM_PID=$!
+	track_pid "$PROM_PID"
+	wait_http "http://$addr:$port/-/ready" 60
+}
+
+# series_samples HOST:PORT T0 T1 [MATCH]: one line per series of the site's
+# own scrape ({job="site"}), "labels count" with the raw samples in (T0, T1],
+# the provider label left out (the sender's TSDB does not hold it, the
+# receivers do), sorted.
+series_samples() {
+	curl -s --max-time 20 "http://$1/api/v1/query" \
+	    --data-urlencode "query={job=\"site\"${4:-}}[$(( $3 - $2 ))s] @ $3" |
+	    jq -r '.data.result[] | (.metric | del(.provider) | to_entries |
+		sort_by(.key) | map("\(.key)=\(.value)") | join(",")) +
+		" " + (.values | length | tostring)' | sort
+}
+# sum_samples: the total of series_samples' counts on stdin.
+sum_samples() { awk '{ s += $NF } END { print s + 0 }'; }
+
+# wait_same_series SENDER RECEIVER T0 T1 [SECONDS] [SITE]: polls until the
+# receiver holds, series by series, exactly the samples the sender (of SITE,
+# default tokyo) holds in (T0, T1].
+# Leaves the last difference in $T_TMP/series.diff; returns 1 on timeout.
+wait_same_series() {
+	local deadline=$((SECONDS + ${5:-90}))
+	series_samples "$1" "$3" "$4" > "$T_TMP/series.want"
+	while :; do
+		series_samples "$2" "$3" "$4" ",provider=\"${6:-tokyo}\"" > "$T_TMP/series.got"
+		diff "$T_TMP/series.want" "$T_TMP/series.got" > "$T_TMP/series.diff" &&
+		    [ -s "$T_TMP/series.want" ] && return 0
+		[ "$SECONDS" -lt "$deadline" ] || return 1
+		sleep 0.5
+	done
+}
+
+# sender_lost HOST:PORT: samples a sending Prometheus gave up on (failed +
+# dropped, every remote_write queue).
+sender_lost() {
+	curl -s "http://$1/metrics" | awk '$1 ~ /^prometheus_remote_storage_samples_(failed|dropped)_total/ { s += $2 } END { print s + 0 }'
+}
+
+# netns_add NAME: a network namespace (loopback up), deleted by name when the
+# test exits.  Nothing on the host's own interfaces or routes is touched.
+T_NETNS=""
+netns_cleanup() { for n in $T_NETNS; do ip netns del "$n" 2>/dev/null; done; }
+netns_add() {
+	ip netns add "$1" || return 1
+	T_NETNS="$T_NETNS $1"
+	trap 't_cleanup; netns_cleanup' EXIT
+	ip -n "$1" link set lo up
+}
+# netns_link NS_A IF_A CIDR_A NS_B IF_B CIDR_B: a veth pair created inside the
+# two namespaces (never on the host), addressed and up.
+netns_link() {
+	ip link add "$2" netns "$1" type veth peer name "$5" netns "$4" &&
+	ip -n "$1" addr add "$3" dev "$2" && ip -n "$4" addr add "$6" dev "$5" &&
+	ip -n "$1" link set "$2" up && ip -n "$4" link set "$5" up
+}
