@@ -34,6 +34,11 @@
 
 #define RWCONV_FAMILIES_MAX	4096	/* metadata entries per request */
 
+/* The content headers of each version's body, as payload.c sets them. */
+#define RWCONV_V1_CONTENT_TYPE	"application/x-protobuf"
+#define RWCONV_V1_VERSION	"0.1.0"
+#define RWCONV_V2_VERSION	"2.0.0"
+
 enum rwconv_drop {
 	RWCONV_DROP_CREATED_TS = 0,	/* "created_timestamp" */
 	RWCONV_DROP_METADATA,		/* "metadata" */
