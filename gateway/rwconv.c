@@ -169,7 +169,7 @@ static int
 refs_add(struct conv *c, const struct pb_field *f, struct labels_set *ls,
     int *half, uint32_t *name)
 {
-	const uint8_t	*p = f->data, *end = f->data + f->len;
+	const uint8_t	*p = f->data, *end = f->wt == PB_LEN ? f->data + f->len : p;
 	uint64_t	 ref = f->v;
 	struct view	 n, v;
 
@@ -212,6 +212,8 @@ put_labels(struct conv *c, struct pb_buf *b, const struct labels_set *ls)
 	size_t	 n = promrw_v1_labels_size(ls);
 	uint8_t	*p;
 
+	if (n == 0)
+		return 0;
 	if (room(c, b, n) == -1)
 		return -1;
 	if ((p = pb_claim(b, n)) != NULL)
@@ -588,7 +590,7 @@ rwconv_v2_to_v1(const uint8_t *buf, size_t len, size_t max,
 
 	memset(st, 0, sizeof(*st));
 	pb_buf_init(out, len + len / 2 + 64 < max ? len + len / 2 + 64 : max);
-	pb_buf_init(&c.ts, 0);
+	pb_buf_init(&c.ts, 256);
 	labels_set_init(&c.ls);
 	labels_set_init(&c.ex);
 	rc = convert(&c, buf, len);
