@@ -814,6 +814,25 @@ parse_mismatch(struct ctx *c, const yaml_node_t *k, const yaml_node_t *v,
 }
 
 static void
+parse_protocol(struct ctx *c, const yaml_node_t *k, const yaml_node_t *v,
+    void *dst)
+{
+	const char	*s;
+
+	if ((s = scalar(c, k, KEY(k), v)) == NULL)
+		return;
+	if (strcmp(s, "v1") == 0)
+		*(enum rw_protocol *)dst = RW_PROTOCOL_V1;
+	else if (strcmp(s, "v2") == 0)
+		*(enum rw_protocol *)dst = RW_PROTOCOL_V2;
+	else if (strcmp(s, "auto") == 0)
+		*(enum rw_protocol *)dst = RW_PROTOCOL_AUTO;
+	else
+		cerr(c, k, "%s: '%.64s' is not one of v1, v2, auto",
+		    KEY(k), s);
+}
+
+static void
 parse_label(struct ctx *c, const yaml_node_t *k, const yaml_node_t *v,
     void *dst)
 {
@@ -936,11 +955,15 @@ parse_access(struct ctx *c, const yaml_node_t *k, const yaml_node_t *v,
 	}
 }
 
+/* protocol is the remote write version: a logs upstream has none. */
 static const struct field upstream_fields[] = {
 	{ "url", parse_upstream_url, offsetof(struct upstream_conf, url), 1 },
 	{ "timeout", parse_timeout,
 	    offsetof(struct upstream_conf, timeout_ms), 0 },
+	{ "protocol", parse_protocol,
+	    offsetof(struct upstream_conf, protocol), 0 },
 };
+#define UPSTREAM_FIELDS_LOGS	2	/* the first two */
 
 /* upstreams.metrics / upstreams.logs; the key names the signal. */
 static void
@@ -981,7 +1004,8 @@ parse_upstream_list(struct ctx *c, const yaml_node_t *k, const yaml_node_t *v,
 		u->timeout_ms = 30 * MS_SECOND;
 		walk(c, yaml_document_get_node(c->doc, *it),
 		    yaml_document_get_node(c->doc, *it), section,
-		    upstream_fields, NELEM(upstream_fields), u);
+		    upstream_fields, s == SIGNAL_LOGS ? UPSTREAM_FIELDS_LOGS :
+		    NELEM(upstream_fields), u);
 	}
 }
 

@@ -25,9 +25,18 @@ struct strlist {
 	size_t	  n;
 };
 
+/*
+ * The remote write version a metrics upstream takes (README, upstreams):
+ * v1 gets 2.0 bodies down-converted (rwconv.h); v2 gets them as they are and
+ * must answer them with the Written headers; auto is v1 until the upstream
+ * proved 2.0 (upstream.h).  1.0 bodies go as they are to all three.
+ */
+enum rw_protocol { RW_PROTOCOL_V1 = 0, RW_PROTOCOL_V2, RW_PROTOCOL_AUTO };
+
 struct upstream_conf {
 	char		*url;		/* http://host:port/path */
 	uint64_t	 timeout_ms;	/* whole exchange; default 30s */
+	enum rw_protocol protocol;	/* metrics only; default v1 */
 };
 
 struct site {

@@ -274,9 +274,8 @@ v1_label_size(const struct labels_pair *p)
 	return n;
 }
 
-/* The labels of a series, encoded; size from v1_labels_size(). */
-static void
-v1_encode_labels(const struct labels_set *ls, uint8_t *p)
+void
+promrw_v1_encode_labels(const struct labels_set *ls, uint8_t *p)
 {
 	const struct labels_pair	*l;
 	size_t				 i;
@@ -292,8 +291,8 @@ v1_encode_labels(const struct labels_set *ls, uint8_t *p)
 	}
 }
 
-static size_t
-v1_labels_size(const struct labels_set *ls)
+size_t
+promrw_v1_labels_size(const struct labels_set *ls)
 {
 	size_t	i, n, size = 0;
 
@@ -310,12 +309,12 @@ v1_put(struct scan *s, const uint8_t *buf, size_t len, struct pb_buf *out)
 	size_t	 lsize, size;
 	uint8_t	*p;
 
-	lsize = v1_labels_size(&s->ls);
+	lsize = promrw_v1_labels_size(&s->ls);
 	size = lsize + pb_size_except(buf, len, V1_TS_LABELS);
 	pb_put_tag(out, V1_TIMESERIES, PB_LEN);
 	pb_put_varint(out, size);
 	if ((p = pb_claim(out, lsize)) != NULL)
-		v1_encode_labels(&s->ls, p);
+		promrw_v1_encode_labels(&s->ls, p);
 	pb_put_except(out, buf, len, V1_TS_LABELS);
 }
 

@@ -45,4 +45,12 @@ int	promrw_check_v2(const uint8_t *buf, size_t len,
 	    const struct payload_rule *rule, struct promrw_stats *st,
 	    struct pb_buf *out, char *reason, size_t reasonsz);
 
+/*
+ * A label set as 1.0 Label messages in field 1 (a TimeSeries' or an
+ * Exemplar's labels): the bytes, and how many they are.  Empty names or
+ * values are left out, as encoders do.  p has room for the size.
+ */
+size_t	promrw_v1_labels_size(const struct labels_set *ls);
+void	promrw_v1_encode_labels(const struct labels_set *ls, uint8_t *p);
+
 #endif

@@ -23,6 +23,7 @@
 #include "payload.h"
 #include "policy.h"
 #include "ratelimit.h"
+#include "rwconv.h"
 #include "status.h"
 #include "upstream.h"
 
@@ -94,6 +95,7 @@ struct wreq {
 	struct timespec		 start;
 	struct payload_result	 payload;
 	int			 fanout;	/* more than one upstream: remember acks */
+	struct upstream_body	 v1;		/* a 2.0 body down-converted; v1.body owned */
 	uint8_t			 digest[ACKED_DIGEST_LEN];
 };
 
@@ -320,6 +322,7 @@ wreq_finish(struct wreq *r, int status, const char *reason, const char *retry_af
 	if (r->counted)
 		inflight_release(r->w->srv, r);
 	payload_result_free(&r->payload);
+	free((uint8_t *)(uintptr_t)r->v1.body);
 	config_unref(r->cfg);
 	free(r);
 }
@@ -400,6 +403,65 @@ forward_headers(const struct wreq *r, struct upstream_request *u)
 		    (struct upstream_header){ "X-Scope-OrgID", r->site->tenant };
 }
 
+/* 1 when some upstream of the request's signal may need 1.0. */
+static int
+wants_v1(const struct wreq *r)
+{
+	for (size_t i = 0; i < r->cfg->nupstreams[r->signal]; i++)
+		if (r->cfg->upstreams[r->signal][i].protocol != RW_PROTOCOL_V2)
+			return 1;
+	return 0;
+}
+
+/* What the conversion could not carry: counted and logged, never silent. */
+static void
+note_dropped(const struct wreq *r, const struct rwconv_stats *st)
+{
+	char labels[64];
+
+	for (int i = 0; i < RWCONV_DROP_N; i++) {
+		if (st->dropped[i] == 0)
+			continue;
+		snprintf(labels, sizeof(labels), "what=\"%s\"", rwconv_drop_name(i));
+		metrics_counter_add("kakikomi_rw2_downconvert_dropped_total", labels,
+		    (double)st->dropped[i]);
+		log_debug("site %s: remote write 2.0 -> 1.0 for a v1 upstream dropped "
+		    "%llu %s", r->site->name, (unsigned long long)st->dropped[i],
+		    rwconv_drop_name(i));
+	}
+}
+
+/*
+ * The 1.0 form of a 2.0 body, for v1 and auto upstreams.  0, or -1 after
+ * answering: the 1.0 body may not exceed what a 1.0 sender could send.
+ */
+static int
+wreq_downconvert(struct wreq *r)
+{
+	struct rwconv_stats st;
+	const char *errstr = "";
+	uint8_t *out;
+	size_t outlen;
+	char reason[200];
+	int rc;
+
+	rc = rwconv_snappy(r->payload.fwd, r->payload.fwdlen,
+	    r->cfg->limits.max_decoded_bytes, &out, &outlen, &st, &errstr);
+	if (rc != RWCONV_OK) {
+		snprintf(reason, sizeof(reason), "remote write 2.0 body for a 1.0 "
+		    "upstream: %s", errstr);
+		count_refusal(r, rc == RWCONV_TOO_LARGE ? "too_large" : "downconvert");
+		wreq_finish(r, rc == RWCONV_TOO_LARGE ? 413 : rc == RWCONV_NOMEM ?
+		    503 : 400, reason, rc == RWCONV_NOMEM ? RETRY_AFTER_OVERLOAD : NULL);
+		return -1;
+	}
+	note_dropped(r, &st);
+	r->v1 = (struct upstream_body){ .body = out, .len = outlen,
+	    .content_type = RWCONV_V1_CONTENT_TYPE, .rw_version = RWCONV_V1_VERSION,
+	    .written = { st.samples, st.histograms, st.exemplars } };
+	return 0;
+}
+
 static void
 wreq_forward(struct wreq *r, const uint8_t *body, size_t len)
 {
@@ -412,6 +474,13 @@ wreq_forward(struct wreq *r, const uint8_t *body, size_t len)
 	};
 
 	forward_headers(r, &u);
+	u.rw2 = r->payload.rw_version != NULL &&
+	    strcmp(r->payload.rw_version, RWCONV_V2_VERSION) == 0;
+	if (u.rw2 && wants_v1(r)) {
+		if (wreq_downconvert(r) == -1)
+			return;
+		u.v1 = &r->v1;
+	}
 	if (u.ntargets > 1) {
 		/* Keyed by the sender's bytes: a retry resends exactly those. */
 		r->fanout = 1;

@@ -43,6 +43,11 @@ struct target {
 	int		 port;
 	struct conn	 conns[TARGET_MAX_CONNS];
 	size_t		 nconns;
+	/* protocol: auto (upstream.h): what this worker has seen of it */
+	int		 rw2_proven;
+	int		 probing;
+	struct conn	*probe_conn;
+	time_t		 probed;		/* CLOCK_MONOTONIC seconds */
 };
 
 /*
@@ -98,6 +103,8 @@ struct leg {
 	uint64_t		 bit;		/* this target's bit in res.stored */
 	uint64_t		 timeout_ms;
 	char			 role[32];	/* "metrics upstream 1": what a site may read */
+	const struct upstream_body *v1;		/* sent instead of the 2.0 body */
+	int			 rw2;		/* 2.0 body sent: Written headers due */
 	enum evhttp_request_error error;
 	int			 errored;
 	struct timespec		 start;
@@ -359,10 +366,9 @@ upstream_last_misconfigured(char *buf, size_t bufsz)
 
 /* An answer that is not the data's fault: keep the data (502), tell the operator. */
 static void
-leg_misconfigured(struct leg *leg, int code, const char *line)
+leg_misconfigured(struct leg *leg, int code, const char *hint, const char *line)
 {
 	char labels[128], what[UPSTREAM_WHAT_MAX], note[UPSTREAM_NOTE_MAX];
-	const char *hint = misconfigured_hint(code);
 
 	snprintf(labels, sizeof(labels), "upstream=\"%s\",status=\"%d\"", leg->role, code);
 	metrics_counter_add("kakikomi_upstream_misconfigured_total", labels, 1);
@@ -393,24 +399,59 @@ written_parse(const char *v, uint64_t *out)
 	return 0;
 }
 
-static void
-leg_stored(struct leg *leg, struct evkeyvalq *h)
-{
-	static const char *const written[UPSTREAM_WRITTEN_N] = {
-		"X-Prometheus-Remote-Write-Samples-Written",
-		"X-Prometheus-Remote-Write-Histograms-Written",
-		"X-Prometheus-Remote-Write-Exemplars-Written",
-	};
-	struct fanout *fo = leg->fo;
-	uint64_t n;
+static const char *const written_names[UPSTREAM_WRITTEN_N] = {
+	"X-Prometheus-Remote-Write-Samples-Written",
+	"X-Prometheus-Remote-Write-Histograms-Written",
+	"X-Prometheus-Remote-Write-Exemplars-Written",
+};
 
+#define WRITTEN_ALL	((1u << UPSTREAM_WRITTEN_N) - 1)
+
+/* The Written counts of an answer; bit i: count i was there. */
+static unsigned
+written_read(struct evkeyvalq *h, uint64_t n[UPSTREAM_WRITTEN_N])
+{
+	unsigned have = 0;
+
+	for (int i = 0; i < UPSTREAM_WRITTEN_N; i++)
+		if (written_parse(evhttp_find_header(h, written_names[i]), &n[i]) == 0)
+			have |= 1u << i;
+	return have;
+}
+
+static void
+leg_written(struct fanout *fo, int i, uint64_t n)
+{
+	if (fo->written_legs[i]++ == 0 || n < fo->written_min[i])
+		fo->written_min[i] = n;
+}
+
+/*
+ * A 2xx.  A 1.0 leg of a 2.0 request wrote what kakikomi sent it; a 2.0
+ * leg must say what it wrote: the spec makes the headers a MUST, and a
+ * 1.0-only receiver answers a 2.0 body 204 having stored nothing.
+ */
+static void
+leg_stored(struct leg *leg, struct evkeyvalq *h, int code)
+{
+	struct fanout *fo = leg->fo;
+	uint64_t n[UPSTREAM_WRITTEN_N];
+	unsigned have = written_read(h, n);
+
+	if (leg->rw2 && have != WRITTEN_ALL) {
+		leg->target->rw2_proven = 0;
+		leg_misconfigured(leg, code, "it answered a remote write 2.0 body "
+		    "without X-Prometheus-Remote-Write-*-Written, so it is no 2.0 "
+		    "receiver and may have stored nothing: set protocol: v1", "");
+		return;
+	}
 	fo->res.stored |= leg->bit;
 	fo->ok_legs++;
 	for (int i = 0; i < UPSTREAM_WRITTEN_N; i++) {
-		if (written_parse(evhttp_find_header(h, written[i]), &n) != 0)
-			continue;
-		if (fo->written_legs[i]++ == 0 || n < fo->written_min[i])
-			fo->written_min[i] = n;
+		if (leg->v1 != NULL)
+			leg_written(fo, i, leg->v1->written[i]);
+		else if (have & (1u << i))
+			leg_written(fo, i, n[i]);
 	}
 }
 
@@ -435,7 +476,7 @@ leg_answered(struct leg *leg, struct evhttp_request *resp)
 
 	leg_retry_after(fo, evhttp_find_header(h, "Retry-After"));
 	if (code >= 200 && code < 300) {
-		leg_stored(leg, h);
+		leg_stored(leg, h, code);
 		return;
 	}
 	first_line(evhttp_request_get_input_buffer(resp), line, sizeof(line));
@@ -448,7 +489,7 @@ leg_answered(struct leg *leg, struct evhttp_request *resp)
 		return;
 	}
 	if (code != 400 && code != 413 && code != 429) {
-		leg_misconfigured(leg, code, line);
+		leg_misconfigured(leg, code, misconfigured_hint(code), line);
 		return;
 	}
 	/* The data's fault: its first line tells the sender what is wrong. */
@@ -574,6 +615,100 @@ conn_tune(struct conn *c)
 	c->tuned_fd = fd;
 }
 
+/* The request's headers; v1's content headers replace the 2.0 body's. */
+static void
+add_headers(struct evkeyvalq *h, const struct target *t,
+    const struct upstream_request *req, const struct upstream_body *v1)
+{
+	const char *name, *value;
+
+	evhttp_add_header(h, "Host", t->hostport);
+	for (size_t i = 0; i < req->nheaders; i++) {
+		name = req->headers[i].name;
+		value = req->headers[i].value;
+		if (v1 != NULL && strcmp(name, "Content-Type") == 0)
+			value = v1->content_type;
+		else if (v1 != NULL && strcmp(name, "X-Prometheus-Remote-Write-Version") == 0)
+			value = v1->rw_version;
+		evhttp_add_header(h, name, value);
+	}
+}
+
+static time_t
+mono_s(void)
+{
+	struct timespec now;
+
+	clock_gettime(CLOCK_MONOTONIC, &now);
+	return now.tv_sec;
+}
+
+/* The answer to an empty 2.0 request: only a 2.0 receiver sends the counts. */
+static void
+probe_done_cb(struct evhttp_request *resp, void *arg)
+{
+	struct target *t = arg;
+	int code = resp ? evhttp_request_get_response_code(resp) : 0;
+	uint64_t n[UPSTREAM_WRITTEN_N];
+
+	t->probing = 0;
+	t->probe_conn->pending--;
+	t->rw2_proven = code >= 200 && code < 300 &&
+	    written_read(evhttp_request_get_input_headers(resp), n) == WRITTEN_ALL;
+	log_info("upstream %s (protocol: auto) answered an empty remote write 2.0 "
+	    "request %d%s: sending it %s", t->url, code,
+	    t->rw2_proven ? " with Written counts" : " without Written counts",
+	    t->rw2_proven ? "2.0 as it comes" : "1.0 (down-converted)");
+}
+
+/* Snappy of an empty 2.0 Request (symbols [""]): nothing a receiver could lose. */
+static const uint8_t probe_body[] = { 0x02, 0x04, 0x22, 0x00 };
+
+/*
+ * Freed by libevent, the target lives as long as the pool: a probe dropped
+ * by upstream_pool_free() leaves nothing behind.
+ */
+static void
+probe_start(struct upstream_pool *pool, struct target *t,
+    const struct upstream_request *req, const struct timeval *tv)
+{
+	struct evhttp_request *ureq;
+	time_t now = mono_s();
+
+	if (t->probing || (t->probed != 0 && now - t->probed < UPSTREAM_PROBE_INTERVAL) ||
+	    (t->probe_conn = target_conn(pool, t)) == NULL ||
+	    (ureq = evhttp_request_new(probe_done_cb, t)) == NULL)
+		return;
+	t->probed = now;
+	add_headers(evhttp_request_get_output_headers(ureq), t, req, NULL);
+	evbuffer_add_reference(evhttp_request_get_output_buffer(ureq), probe_body,
+	    sizeof(probe_body), NULL, NULL);
+	evhttp_connection_set_timeout_tv(t->probe_conn->evcon, tv);
+	if (evhttp_make_request(t->probe_conn->evcon, ureq, EVHTTP_REQ_POST, t->path) != 0)
+		return;
+	t->probing = 1;
+	t->probe_conn->pending++;
+}
+
+/* What a leg sends: the 2.0 body (rw2) or its 1.0 form.  -1: no 1.0 form. */
+static int
+leg_variant(struct upstream_pool *pool, struct leg *leg,
+    const struct upstream_request *req, const struct upstream_conf *conf,
+    const struct timeval *tv)
+{
+	if (!req->rw2)
+		return 0;
+	if (conf->protocol == RW_PROTOCOL_V2 ||
+	    (conf->protocol == RW_PROTOCOL_AUTO && leg->target->rw2_proven)) {
+		leg->rw2 = 1;
+		return 0;
+	}
+	if (conf->protocol == RW_PROTOCOL_AUTO)
+		probe_start(pool, leg->target, req, tv);
+	leg->v1 = req->v1;
+	return req->v1 != NULL ? 0 : -1;
+}
+
 static struct evhttp_request *
 leg_request(struct leg *leg, const struct upstream_request *req)
 {
@@ -584,12 +719,14 @@ leg_request(struct leg *leg, const struct upstream_request *req)
 		return NULL;
 	evhttp_request_set_error_cb(ureq, leg_error_cb);
 	h = evhttp_request_get_output_headers(ureq);
-	evhttp_add_header(h, "Host", leg->target->hostport);
-	for (size_t i = 0; i < req->nheaders; i++)
-		evhttp_add_header(h, req->headers[i].name, req->headers[i].value);
+	add_headers(h, leg->target, req, leg->v1);
 	/* Referenced, not copied: the body outlives every leg. */
-	evbuffer_add_reference(evhttp_request_get_output_buffer(ureq), req->body,
-	    req->len, NULL, NULL);
+	if (leg->v1 != NULL)
+		evbuffer_add_reference(evhttp_request_get_output_buffer(ureq),
+		    leg->v1->body, leg->v1->len, NULL, NULL);
+	else
+		evbuffer_add_reference(evhttp_request_get_output_buffer(ureq),
+		    req->body, req->len, NULL, NULL);
 	return ureq;
 }
 
@@ -611,12 +748,13 @@ leg_start(struct upstream_pool *pool, struct fanout *fo,
 	*leg = (struct leg){ .pool = pool, .fo = fo, .target = t, .conn = c,
 	    .bit = (uint64_t)1 << i, .timeout_ms = conf->timeout_ms };
 	role_name(leg->role, sizeof(leg->role), req->signal, i);
-	if ((ureq = leg_request(leg, req)) == NULL) {
+	tv.tv_sec = (time_t)(conf->timeout_ms / 1000);
+	tv.tv_usec = (suseconds_t)(conf->timeout_ms % 1000) * 1000;
+	if (leg_variant(pool, leg, req, conf, &tv) == -1 ||
+	    (ureq = leg_request(leg, req)) == NULL) {
 		free(leg);
 		return -1;
 	}
-	tv.tv_sec = (time_t)(conf->timeout_ms / 1000);
-	tv.tv_usec = (suseconds_t)(conf->timeout_ms % 1000) * 1000;
 	evhttp_connection_set_timeout_tv(c->evcon, &tv);
 	clock_gettime(CLOCK_MONOTONIC, &leg->start);
 	if ((leg->next = pool->legs) != NULL)

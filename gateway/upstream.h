@@ -21,6 +21,19 @@
  * they are not sent to and count as accepted.  res->stored has a bit set for
  * every target that has the body now.  At most UPSTREAM_MAX_TARGETS targets.
  * The body and headers must stay valid until `done` runs.
+ *
+ * Remote write 2.0 (rw2 set): a target with protocol v2 gets the body as it
+ * is and must answer 2xx with all three Written headers; a 2xx without them
+ * (a 1.0-only receiver stores nothing and answers 204) counts as a
+ * misconfigured upstream (502: the sender keeps the data).  A v1 target gets
+ * `v1` (the 1.0 down-conversion) and counts as having written what it holds:
+ * a 1.0 receiver's 2xx means it stored all of it.  An auto target is v1
+ * until it proved 2.0: on a 2.0 request, at most once per
+ * UPSTREAM_PROBE_INTERVAL and worker, an empty 2.0 request (nothing to lose)
+ * is sent beside the real one; a 2xx with the Written headers makes it v2
+ * for this worker, anything else keeps it v1.  A proven target that answers
+ * a 2xx without them is v1 again (and that answer is a 502, so the sender
+ * resends it, down-converted).
  */
 #ifndef KAKIKOMI_UPSTREAM_H
 #define KAKIKOMI_UPSTREAM_H
@@ -43,6 +56,17 @@ struct upstream_header {
 	const char	*value;
 };
 
+#define UPSTREAM_PROBE_INTERVAL	600	/* seconds */
+
+/* A body variant for some targets, with its own content headers. */
+struct upstream_body {
+	const uint8_t	*body;
+	size_t		 len;
+	const char	*content_type;
+	const char	*rw_version;
+	uint64_t	 written[UPSTREAM_WRITTEN_N];	/* what it holds */
+};
+
 struct upstream_request {
 	enum signal			 signal;
 	const struct upstream_conf	*targets;
@@ -52,6 +76,8 @@ struct upstream_request {
 	uint64_t			 skip;
 	const uint8_t			*body;
 	size_t				 len;
+	int				 rw2;	/* body is remote write 2.0 */
+	const struct upstream_body	*v1;	/* its 1.0 form, for v1 / auto targets */
 };
 
 struct upstream_result {

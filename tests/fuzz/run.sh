@@ -11,8 +11,8 @@ cd "$(dirname "$0")/../.." || exit 1
 out=build-fuzz
 td=../shared/testdata
 cc_fuzz=${FUZZ_CC:-clang}
-targets="fuzz_promrw fuzz_lokipb fuzz_labels fuzz_lokijson fuzz_http fuzz_mediatype"
-srcs="gateway/pb.c gateway/codec.c gateway/labels.c gateway/promrw.c gateway/loki.c gateway/lokijson.c gateway/payload.c gateway/http.c gateway/log.c gateway/metrics.c gateway/mediatype.c"
+targets="fuzz_rwconv fuzz_promrw fuzz_lokipb fuzz_labels fuzz_lokijson fuzz_http fuzz_mediatype"
+srcs="gateway/pb.c gateway/codec.c gateway/labels.c gateway/promrw.c gateway/rwconv.c gateway/loki.c gateway/lokijson.c gateway/payload.c gateway/http.c gateway/log.c gateway/metrics.c gateway/mediatype.c"
 cflags="-std=c11 -D_GNU_SOURCE -DKAKIKOMI_VERSION=\"fuzz\" -g -O1 -Igateway $(pkg-config --cflags jansson zlib)"
 libs="$(pkg-config --libs jansson zlib libevent) -lsnappy -lpthread"
 
@@ -32,6 +32,9 @@ seed() {
 }
 ${CC:-cc} $cflags -o "$out/seeds-tool" tests/fuzz/seeds.c gateway/pb.c gateway/codec.c $libs || exit 1
 seed fuzz_promrw
+# a 2.0 body built from a captured 1.0 one (tests/tools/rw1to2)
+${CC:-cc} $cflags -o "$out/rw1to2" tests/tools/rw1to2.c gateway/pb.c gateway/codec.c $libs -lm || exit 1
+"$out/rw1to2" < "$td/prometheus-2.42/rw1-353-series.body" > "$out/rw2-353-series.body" || exit 1
 for f in rw1-353-series rw1-2000-series rw1-metadata-only; do
 	"$out/seeds-tool" snappy "$td/prometheus-2.42/$f.body" "$out/seeds/fuzz_promrw/$f" 4096
 done
@@ -39,6 +42,9 @@ done
 # remote write 2.0: symbols "", provider, tokyo, __name__, up; one series.
 printf '\042\000\042\010provider\042\005tokyo\042\010__name__\042\002up\052\021\012\004\003\004\001\002\022\011\011\000\000\000\000\000\000\360\077' \
     >"$out/seeds/fuzz_promrw/v2"
+seed fuzz_rwconv
+cp "$out/seeds/fuzz_promrw/v2" "$out/seeds/fuzz_rwconv/v2"
+"$out/seeds-tool" snappy "$out/rw2-353-series.body" "$out/seeds/fuzz_rwconv/rw2-353" 4096
 seed fuzz_lokipb
 "$out/seeds-tool" snappy "$td/promtail-2.8/push-304-entries.body" "$out/seeds/fuzz_lokipb/promtail" 8192
 seed fuzz_lokijson

@@ -840,6 +840,35 @@ test_many_errors_are_capped(void **state)
 	assert_string_equal(errs.v[100], "too many errors, stopping here");
 }
 
+#define MAIN_UPSTREAMS(m, l) \
+	"access:\n" \
+	"  team_domain: example.cloudflareaccess.com\n" \
+	"  audiences: aud1\n" \
+	"upstreams:\n" \
+	"  metrics: [ " m " ]\n" \
+	"  logs: [ " l " ]\n" \
+	"sites_file: s.yml\n"
+
+/* protocol: per metrics upstream, default v1 (safe with 1.0-only receivers). */
+static void
+test_upstream_protocol(void **state)
+{
+	struct config	*cfg;
+
+	(void)state;
+	cfg = load_ok(MAIN_UPSTREAMS("{ url: http://a/w }, { url: http://b/w, protocol: v2 },"
+	    " { url: http://c/w, protocol: auto }, { url: http://d/w, protocol: v1 }", ""),
+	    SITES_OK);
+	assert_int_equal(cfg->nupstreams[SIGNAL_METRICS], 4);
+	assert_int_equal(cfg->upstreams[SIGNAL_METRICS][0].protocol, RW_PROTOCOL_V1);
+	assert_int_equal(cfg->upstreams[SIGNAL_METRICS][1].protocol, RW_PROTOCOL_V2);
+	assert_int_equal(cfg->upstreams[SIGNAL_METRICS][2].protocol, RW_PROTOCOL_AUTO);
+	assert_int_equal(cfg->upstreams[SIGNAL_METRICS][3].protocol, RW_PROTOCOL_V1);
+	config_unref(cfg);
+	EXPECT(MAIN_UPSTREAMS("{ url: http://a/w, protocol: V2 }", ""), SITES_OK,
+	    "D/k.yml:5: protocol: 'V2' is not one of v1, v2, auto");
+}
+
 int
 main(void)
 {
@@ -867,6 +896,7 @@ main(void)
 		    after_each),
 		cmocka_unit_test_teardown(test_many_errors_are_capped,
 		    after_each),
+		cmocka_unit_test_teardown(test_upstream_protocol, after_each),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
