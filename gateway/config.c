@@ -814,6 +814,22 @@ parse_mismatch(struct ctx *c, const yaml_node_t *k, const yaml_node_t *v,
 }
 
 static void
+parse_bool(struct ctx *c, const yaml_node_t *k, const yaml_node_t *v,
+    void *dst)
+{
+	const char	*s;
+
+	if ((s = scalar(c, k, KEY(k), v)) == NULL)
+		return;
+	if (strcmp(s, "true") == 0)
+		*(int *)dst = 1;
+	else if (strcmp(s, "false") == 0)
+		*(int *)dst = 0;
+	else
+		cerr(c, k, "%s: '%.64s' is not true or false", KEY(k), s);
+}
+
+static void
 parse_protocol(struct ctx *c, const yaml_node_t *k, const yaml_node_t *v,
     void *dst)
 {
@@ -960,10 +976,12 @@ static const struct field upstream_fields[] = {
 	{ "url", parse_upstream_url, offsetof(struct upstream_conf, url), 1 },
 	{ "timeout", parse_timeout,
 	    offsetof(struct upstream_conf, timeout_ms), 0 },
+	{ "multi_tenant", parse_bool,
+	    offsetof(struct upstream_conf, multi_tenant), 0 },
 	{ "protocol", parse_protocol,
 	    offsetof(struct upstream_conf, protocol), 0 },
 };
-#define UPSTREAM_FIELDS_LOGS	2	/* the first two */
+#define UPSTREAM_FIELDS_LOGS	3	/* all but protocol */
 
 /* upstreams.metrics / upstreams.logs; the key names the signal. */
 static void
@@ -1640,6 +1658,36 @@ config_load(const char *path, struct config_errors *errs)
 		return NULL;
 	}
 	return cfg;
+}
+
+size_t
+config_warnings(const struct config *cfg, struct config_errors *out)
+{
+	char	line[512];
+	int	oom = 0;
+	size_t	n = 0;
+
+	for (int sig = 0; sig < SIGNAL_COUNT; sig++)
+		for (size_t u = 0; u < cfg->nupstreams[sig]; u++) {
+			if (!cfg->upstreams[sig][u].multi_tenant)
+				continue;
+			for (size_t i = 0; i < cfg->nsites; i++) {
+				const struct site *st = &cfg->sites[i];
+				if (st->tenant != NULL ||
+				    !(st->signals & (1u << sig)))
+					continue;
+				snprintf(line, sizeof(line), "warning: site %s has "
+				    "no tenant, but %s upstream %zu is multi_tenant: "
+				    "it will refuse the site's writes (401 \"no org "
+				    "id\"), answered 502 so they wait at the site; "
+				    "set tenant: in %s", st->name,
+				    signal_name((enum signal)sig), u + 1,
+				    cfg->sites_file);
+				errors_add(out, &oom, line);
+				n++;
+			}
+		}
+	return n;
 }
 
 struct config *

@@ -37,6 +37,7 @@ struct upstream_conf {
 	char		*url;		/* http://host:port/path */
 	uint64_t	 timeout_ms;	/* whole exchange; default 30s */
 	enum rw_protocol protocol;	/* metrics only; default v1 */
+	int		 multi_tenant;	/* needs X-Scope-OrgID (Mimir, Cortex, Loki) */
 };
 
 struct site {
@@ -100,6 +101,13 @@ struct config_errors {
 	char	**v;		/* "file:line: reason" */
 	size_t	  n;
 };
+
+/*
+ * Mistakes that load but will lose writes: a site without `tenant` writing
+ * to an upstream marked multi_tenant (it answers 401 "no org id").  One
+ * "warning: ..." line per case appended to out; returns how many.
+ */
+size_t		 config_warnings(const struct config *cfg, struct config_errors *out);
 
 /* Loads `path` and the sites file it names.  NULL on any error (see errs). */
 struct config	*config_load(const char *path, struct config_errors *errs);

@@ -65,6 +65,8 @@ load_config(const char *path, char *first_error, size_t errsz)
 	struct config_errors errs = { 0 };
 	struct config *cfg = config_load(path, &errs);
 
+	if (cfg != NULL)
+		(void)config_warnings(cfg, &errs);
 	for (size_t i = 0; i < errs.n; i++)
 		log_warnx("config: %s", errs.v[i]);
 	if (cfg == NULL && first_error != NULL)
@@ -79,6 +81,8 @@ check_config(const char *path)
 	struct config_errors errs = { 0 };
 	struct config *cfg = config_load(path, &errs);
 
+	if (cfg != NULL)
+		(void)config_warnings(cfg, &errs);
 	for (size_t i = 0; i < errs.n; i++)
 		fprintf(stderr, "%s\n", errs.v[i]);
 	config_errors_free(&errs);

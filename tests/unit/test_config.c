@@ -869,6 +869,37 @@ test_upstream_protocol(void **state)
 	    "D/k.yml:5: protocol: 'V2' is not one of v1, v2, auto");
 }
 
+/*
+ * multi_tenant upstreams: a site without tenant loads, but --check-config and
+ * the log warn, since Mimir/Cortex/Loki answer its writes 401 "no org id".
+ */
+static void
+test_multi_tenant_warning(void **state)
+{
+	struct config		*cfg;
+	struct config_errors	 w = { 0 };
+	char			 got[1024];
+
+	(void)state;
+	cfg = load_ok(MAIN_UPSTREAMS("{ url: http://a/w }, { url: http://b/w, multi_tenant: true }",
+	    "{ url: http://l/p, multi_tenant: false }"),
+	    "sites:\n"
+	    "  t: { tokens: [ a.access ], provider: [ t ], tenant: t }\n"
+	    "  n: { tokens: [ b.access ], provider: [ n ] }\n"
+	    "  l: { tokens: [ c.access ], provider: [ l ], signals: [ logs ] }\n");
+	assert_int_equal(cfg->upstreams[SIGNAL_METRICS][1].multi_tenant, 1);
+	assert_int_equal(config_warnings(cfg, &w), 1);
+	undir(w.v[0], got, sizeof(got));
+	assert_string_equal(got, "warning: site n has no tenant, but metrics "
+	    "upstream 2 is multi_tenant: it will refuse the site's writes (401 "
+	    "\"no org id\"), answered 502 so they wait at the site; set tenant: "
+	    "in D/s.yml");
+	config_errors_free(&w);
+	config_unref(cfg);
+	EXPECT(MAIN_UPSTREAMS("{ url: http://a/w, multi_tenant: yes }", ""), SITES_OK,
+	    "D/k.yml:5: multi_tenant: 'yes' is not true or false");
+}
+
 int
 main(void)
 {
@@ -897,6 +928,7 @@ main(void)
 		cmocka_unit_test_teardown(test_many_errors_are_capped,
 		    after_each),
 		cmocka_unit_test_teardown(test_upstream_protocol, after_each),
+		cmocka_unit_test_teardown(test_multi_tenant_warning, after_each),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
