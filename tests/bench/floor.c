@@ -15,6 +15,11 @@
  * Also series, samples (remote write) or entries (Loki) per body, which the
  * benchmark uses for samples/s.  One JSON object per body on stdout.
  *
+ *   floor --calls N --only decode|compress|fast|rewrite --metrics FILE...
+ *
+ * runs just that operation N times per body, untimed, for a repeatable
+ * instruction count: valgrind --tool=callgrind --toggle-collect=op_only.
+ *
  * Test tool: start-up errors exit 1.
  */
 #include <stdio.h>
@@ -49,6 +54,8 @@ struct input {
 };
 
 static double seconds_per_measure = 0.3;
+static unsigned long only_calls;
+static const char *only_op;
 
 static void __attribute__((noreturn))
 die(const char *msg, const char *arg)
@@ -152,6 +159,13 @@ op_check(const struct input *in, const void *arg)
 	payload_result_free(&res);
 }
 
+/* The one operation of --only, called once: what callgrind collects. */
+static void __attribute__((noinline))
+op_only(op_fn op, const struct input *in, const void *arg)
+{
+	op(in, arg);
+}
+
 static void
 measure(const struct input *in)
 {
@@ -170,6 +184,19 @@ measure(const struct input *in)
 		if (codec_snappy_decode(in->data, in->len, MAX_DECODED, &dec, &p.len, &err) != CODEC_OK)
 			die("snappy decode failed", in->path);
 		p.data = dec;
+	}
+	if (only_op != NULL) {
+		op_fn op = strcmp(only_op, "decode") == 0 ? op_decode :
+		    strcmp(only_op, "compress") == 0 ? op_compress : op_check;
+		const void *arg = op == op_compress ? (const void *)&p :
+		    strcmp(only_op, "fast") == 0 ? (const void *)&fast : (const void *)&rw;
+
+		for (unsigned long i = 0; i < only_calls; i++)
+			op_only(op, in, arg);
+		free(dec);
+		return;
+	}
+	if (in->k->snappy) {
 		decode_us = time_op(op_decode, in, NULL);
 		compress_us = time_op(op_compress, in, &p);
 	}
@@ -204,12 +231,20 @@ main(int argc, char **argv)
 			seconds_per_measure = atof(argv[++i]);
 			continue;
 		}
+		if (strcmp(argv[i], "--calls") == 0 && i + 1 < argc) {
+			only_calls = strtoul(argv[++i], NULL, 10);
+			continue;
+		}
+		if (strcmp(argv[i], "--only") == 0 && i + 1 < argc) {
+			only_op = argv[++i];
+			continue;
+		}
 		if (strncmp(argv[i], "--", 2) == 0) {
 			k = kind_of(argv[i]);
 			continue;
 		}
 		if (k == NULL)
-			die("usage: floor [--seconds S] --metrics|--loki-pb|--loki-json FILE...", NULL);
+			die("usage: floor [--seconds S] [--calls N --only OP] --metrics|--loki-pb|--loki-json FILE...", NULL);
 		struct input in = { .k = k, .path = argv[i] };
 		in.data = read_file(argv[i], &in.len);
 		measure(&in);
