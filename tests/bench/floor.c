@@ -20,6 +20,12 @@
  * runs just that operation N times per body, untimed, for a repeatable
  * instruction count: valgrind --tool=callgrind --toggle-collect=op_only.
  *
+ *   floor --to-json FILE
+ *
+ * prints a snappy Loki protobuf push as the equivalent JSON push (same
+ * streams, entries and lines; structured metadata dropped), so the JSON row
+ * carries the protobuf row's content.
+ *
  * Test tool: start-up errors exit 1.
  */
 #include <stdio.h>
@@ -28,7 +34,9 @@
 #include <time.h>
 
 #include "codec.h"
+#include "labels.h"
 #include "payload.h"
+#include "pb.h"
 
 #define MAX_DECODED	(64ULL << 20)
 
@@ -212,6 +220,95 @@ measure(const struct input *in)
 	free(dec);
 }
 
+static void
+json_str(const uint8_t *p, size_t n)
+{
+	putchar('"');
+	for (size_t i = 0; i < n; i++) {
+		if (p[i] == '"' || p[i] == '\\')
+			printf("\\%c", p[i]);
+		else if (p[i] < 0x20)
+			printf("\\u%04x", p[i]);
+		else
+			putchar(p[i]);
+	}
+	putchar('"');
+}
+
+/* One EntryAdapter as ["ns","line"]. */
+static void
+json_entry(const uint8_t *buf, size_t len)
+{
+	struct pb_reader r, tr;
+	struct pb_field f, t;
+	const char *err;
+	uint64_t sec = 0, nsec = 0;
+	const uint8_t *line = NULL;
+	size_t linelen = 0;
+
+	pb_reader_init(&r, buf, len);
+	while (pb_next(&r, &f, &err) == 1) {
+		if (f.num == 1 && f.wt == PB_LEN) {
+			pb_reader_init(&tr, f.data, f.len);
+			while (pb_next(&tr, &t, &err) == 1)
+				*(t.num == 1 ? &sec : &nsec) = t.v;
+		} else if (f.num == 2 && f.wt == PB_LEN) {
+			line = f.data;
+			linelen = f.len;
+		}
+	}
+	printf("[\"%llu\",", (unsigned long long)(sec * 1000000000ULL + nsec));
+	json_str(line, linelen);
+	putchar(']');
+}
+
+static void
+to_json(const char *path)
+{
+	struct pb_reader r, sr;
+	struct pb_field f, g;
+	struct labels_set ls;
+	const char *err;
+	uint8_t *body, *dec;
+	size_t len, declen;
+	int ns = 0, ne;
+
+	body = read_file(path, &len);
+	if (codec_snappy_decode(body, len, MAX_DECODED, &dec, &declen, &err) != CODEC_OK)
+		die("snappy decode failed", path);
+	labels_set_init(&ls);
+	printf("{\"streams\":[");
+	pb_reader_init(&r, dec, declen);
+	while (pb_next(&r, &f, &err) == 1) {
+		if (f.num != 1 || f.wt != PB_LEN)
+			continue;
+		printf("%s{\"values\":[", ns++ ? "," : "");
+		ne = 0;
+		pb_reader_init(&sr, f.data, f.len);
+		while (pb_next(&sr, &g, &err) == 1) {
+			if (g.num == 1 && g.wt == PB_LEN &&
+			    labels_parse(g.data, g.len, &ls, &err) == -1)
+				die("bad labels", err);
+			if (g.num == 2 && g.wt == PB_LEN) {
+				printf("%s", ne++ ? "," : "");
+				json_entry(g.data, g.len);
+			}
+		}
+		printf("],\"stream\":{");
+		for (size_t i = 0; i < ls.n; i++) {
+			printf("%s", i ? "," : "");
+			json_str(ls.v[i].name, ls.v[i].nlen);
+			putchar(':');
+			json_str(ls.v[i].value, ls.v[i].vlen);
+		}
+		printf("}}");
+	}
+	printf("]}\n");
+	labels_set_free(&ls);
+	free(dec);
+	free(body);
+}
+
 static const struct kind *
 kind_of(const char *flag)
 {
@@ -233,6 +330,10 @@ main(int argc, char **argv)
 		}
 		if (strcmp(argv[i], "--calls") == 0 && i + 1 < argc) {
 			only_calls = strtoul(argv[++i], NULL, 10);
+			continue;
+		}
+		if (strcmp(argv[i], "--to-json") == 0 && i + 1 < argc) {
+			to_json(argv[++i]);
 			continue;
 		}
 		if (strcmp(argv[i], "--only") == 0 && i + 1 < argc) {
