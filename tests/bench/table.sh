@@ -59,8 +59,8 @@ END {
 	printf " %-7s %-22s %8s %7s %7s %7s %7s %8s %8s %6s %7s %6s\n", "", "", "", "", "", "", "",
 	    "per req", "samples", "used", "peak", "CPU"
 	for (pass = 1; pass >= 0; pass--) {
-		if (ones) print pass ? "  -- rw1-2000-series.body alone (Prometheus default batch; the targets use these rows)" :
-		    "  -- mix: the 2000- and the 500-series body in turn; Loki"
+		head = pass ? "  -- rw1-2000-series.body alone (Prometheus default batch; the targets use these rows)" : "  -- mix: the 2000- and the 500-series body in turn; Loki"
+		if (ones) print head
 		for (i = 1; i <= n; i++) {
 			if (one[i] != pass) continue
 			if (i in skip) printf " %-7s %-22s %s\n", id[i], name[i], skip[i]
@@ -82,8 +82,8 @@ END {
 	    rsa == "" ? "n/a" : rsa, tokbytes == "" ? "n/a" : tokbytes
 	if (idle != "") print "\n" idle
 	if (nrw) { dec /= nrw; comp /= nrw }
-	# Runs since the 2000-series rows exist: the targets use them and that
-	# body's floor; older results.json: the mix and the mean of its bodies.
+	# Runs since the 2000-series rows exist: the targets use them and the
+	# floor of that body; older results.json: the mix, mean of its bodies.
 	s = ones ? "-2000" : ""
 	if (ones) { dec = dec1; comp = comp1 }
 	printf "\nTargets (%s; decode / compress %.1f / %.1f us):\n",

@@ -668,6 +668,7 @@ test_hostile_labels_one_mib(void **state)
 	tb_snappy(&req, &body, &blen);
 	assert_int_equal(check(SIGNAL_LOGS, "application/x-protobuf", NULL,
 	    body, blen, &tokyo, MISMATCH_REJECT, &res), 0);
+	payload_result_free(&res);
 	assert_int_equal(check(SIGNAL_LOGS, "application/x-protobuf", NULL,
 	    body, blen, &osaka, MISMATCH_REJECT, &res), 403);
 	assert_true(strlen(res.reason) < 400);

@@ -641,7 +641,7 @@ test_series_label_cap(void **state)
 {
 	struct pb_buf	req, ts;
 	struct run	r;
-	char		name[16];
+	char		name[24];
 	size_t		i;
 
 	for (int over = 0; over <= 1; over++) {
