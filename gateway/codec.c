@@ -27,11 +27,11 @@ codec_snappy_is_framed(const uint8_t *buf, size_t len)
 }
 
 int
-codec_snappy_decode(const uint8_t *in, size_t len, uint64_t max,
-    uint8_t **out, size_t *outlen, const char **errstr)
+codec_snappy_decode_into(const uint8_t *in, size_t len, uint64_t max,
+    uint8_t **buf, size_t *cap, size_t *outlen, const char **errstr)
 {
 	size_t	 n;
-	uint8_t	*buf;
+	uint8_t	*p;
 
 	if (codec_snappy_is_framed(in, len)) {
 		*errstr = "framed snappy is not accepted; use the block format";
@@ -45,18 +45,40 @@ codec_snappy_decode(const uint8_t *in, size_t len, uint64_t max,
 		*errstr = "snappy decoded size over the limit";
 		return CODEC_TOO_LARGE;
 	}
-	if ((buf = malloc(n > 0 ? n : 1)) == NULL) {
-		*errstr = "out of memory decoding snappy";
-		return CODEC_NOMEM;
+	if (*buf == NULL || *cap < n) {
+		/* nothing to keep: free first, so the two never coexist */
+		free(*buf);
+		*cap = 0;
+		if ((*buf = malloc(n > 0 ? n : 1)) == NULL) {
+			*errstr = "out of memory decoding snappy";
+			return CODEC_NOMEM;
+		}
+		*cap = n > 0 ? n : 1;
 	}
-	if (snappy_uncompress((const char *)in, len, (char *)buf, &n) !=
+	p = *buf;
+	if (snappy_uncompress((const char *)in, len, (char *)p, &n) !=
 	    SNAPPY_OK) {
-		free(buf);
 		*errstr = "corrupt snappy block";
 		return CODEC_MALFORMED;
 	}
-	*out = buf;
 	*outlen = n;
+	return CODEC_OK;
+}
+
+int
+codec_snappy_decode(const uint8_t *in, size_t len, uint64_t max,
+    uint8_t **out, size_t *outlen, const char **errstr)
+{
+	uint8_t	*buf = NULL;
+	size_t	 cap = 0;
+	int	 rc;
+
+	if ((rc = codec_snappy_decode_into(in, len, max, &buf, &cap, outlen,
+	    errstr)) != CODEC_OK) {
+		free(buf);
+		return rc;
+	}
+	*out = buf;
 	return CODEC_OK;
 }
 

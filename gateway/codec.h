@@ -38,6 +38,14 @@ int	codec_snappy_is_framed(const uint8_t *buf, size_t len);
 int	codec_snappy_decode(const uint8_t *in, size_t len, uint64_t max,
 	    uint8_t **out, size_t *outlen, const char **errstr);
 
+/*
+ * The same into a buffer the caller reuses: *buf (malloc'd, *cap bytes, or
+ * NULL) is replaced by a larger one when the body needs more.  On any
+ * result *buf and *cap stay a valid pair for the caller to keep or free.
+ */
+int	codec_snappy_decode_into(const uint8_t *in, size_t len, uint64_t max,
+	    uint8_t **buf, size_t *cap, size_t *outlen, const char **errstr);
+
 /* Snappy block encode into a new malloc'd buffer.  CODEC_OK or CODEC_NOMEM. */
 int	codec_snappy_encode(const uint8_t *in, size_t len, uint8_t **out,
 	    size_t *outlen);

@@ -56,7 +56,7 @@ labels_grow(struct labels_set *ls)
 	if (ls->n < ls->cap)
 		return 0;
 	if (ls->n >= LABELS_MAX) {
-		ls->errstr = "more than 1024 labels in one series or stream";
+		ls->errstr = LABELS_MAX_REASON;
 		return -1;
 	}
 	return pairs_realloc(ls, ls->cap == 0 ? LABELS_FIRST_CAP : ls->cap * 2);
@@ -366,16 +366,7 @@ labels_parse(const uint8_t *s, size_t len, struct labels_set *ls,
 static int
 pair_cmp(const void *a, const void *b)
 {
-	const struct labels_pair	*x = a, *y = b;
-	size_t				 n = x->nlen < y->nlen ? x->nlen : y->nlen;
-	int				 c;
-
-	/* Names mostly differ in their first byte: spare the call. */
-	if (n > 0 && x->name[0] != y->name[0])
-		return x->name[0] < y->name[0] ? -1 : 1;
-	if (n > 0 && (c = memcmp(x->name, y->name, n)) != 0)
-		return c;
-	return (x->nlen > y->nlen) - (x->nlen < y->nlen);
+	return labels_cmp(a, b);
 }
 
 const struct labels_pair *
@@ -419,23 +410,30 @@ value_allowed(const struct payload_rule *rule, const uint8_t *value,
 {
 	size_t	i;
 
+	/* vlen > 0: the first byte spares the strlen of most values */
 	for (i = 0; i < rule->values->n; i++)
-		if (strlen(rule->values->v[i]) == vlen &&
+		if ((uint8_t)rule->values->v[i][0] == value[0] &&
+		    strlen(rule->values->v[i]) == vlen &&
 		    memcmp(rule->values->v[i], value, vlen) == 0)
 			return 1;
 	return 0;
 }
 
 enum labels_verdict
-labels_verdict(struct labels_set *ls, const struct payload_rule *rule)
+labels_pair_verdict(const struct labels_pair *p,
+    const struct payload_rule *rule)
 {
-	const struct labels_pair	*p;
-
-	p = labels_find(ls, rule->label, strlen(rule->label));
 	if (p == NULL || p->vlen == 0)
 		return LABELS_MISSING;
 	return value_allowed(rule, p->value, p->vlen) ? LABELS_OK :
 	    LABELS_FOREIGN;
+}
+
+enum labels_verdict
+labels_verdict(struct labels_set *ls, const struct payload_rule *rule)
+{
+	return labels_pair_verdict(labels_find(ls, rule->label,
+	    strlen(rule->label)), rule);
 }
 
 int

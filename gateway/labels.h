@@ -20,6 +20,7 @@
 
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "payload.h"
 #include "pb.h"
@@ -40,6 +41,7 @@ struct labels_pair {
  * labels costs no more than a normal one.
  */
 #define LABELS_MAX		1024
+#define LABELS_MAX_REASON	"more than 1024 labels in one series or stream"
 
 struct labels_set {
 	struct labels_pair	*v;
@@ -95,6 +97,21 @@ labels_add(struct labels_set *ls, const uint8_t *name, size_t nlen,
 int	labels_parse(const uint8_t *s, size_t len, struct labels_set *ls,
 	    const char **errstr);
 
+/* Orders pairs by name (bytes, then length).  Inline: once per label. */
+static inline int
+labels_cmp(const struct labels_pair *x, const struct labels_pair *y)
+{
+	size_t	n = x->nlen < y->nlen ? x->nlen : y->nlen;
+	int	c;
+
+	/* Names mostly differ in their first byte: spare the call. */
+	if (n > 0 && x->name[0] != y->name[0])
+		return x->name[0] < y->name[0] ? -1 : 1;
+	if (n > 0 && (c = memcmp(x->name, y->name, n)) != 0)
+		return c;
+	return (x->nlen > y->nlen) - (x->nlen < y->nlen);
+}
+
 /* 1 when name matches [a-zA-Z_][a-zA-Z0-9_]*. */
 int	labels_valid_name(const uint8_t *name, size_t len);
 
@@ -109,6 +126,9 @@ struct labels_pair *labels_find(struct labels_set *ls, const char *name,
 	    size_t nlen);
 
 enum labels_verdict labels_verdict(struct labels_set *ls,
+	    const struct payload_rule *rule);
+/* The same for the site label's pair once found (NULL: absent). */
+enum labels_verdict labels_pair_verdict(const struct labels_pair *p,
 	    const struct payload_rule *rule);
 
 /*

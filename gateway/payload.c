@@ -25,6 +25,56 @@
 
 enum encoding { ENC_NONE, ENC_SNAPPY, ENC_GZIP, ENC_DEFLATE, ENC_OTHER };
 
+/*
+ * Each worker keeps the buffers of its last snappy request — the decoded
+ * body and a remote write rewrite's output before compression — so a normal
+ * request allocates neither.  One over SCRATCH_KEEP is freed after its
+ * request (main.c's mmap threshold then returns it to the system at once),
+ * so a hostile burst leaves nothing resident.
+ */
+#define SCRATCH_KEEP	(4u << 20)
+
+struct scratch {
+	uint8_t		*decoded;
+	size_t		 cap;
+	struct pb_buf	 rewrite;
+};
+
+static _Thread_local struct scratch scratch;
+
+static void
+scratch_trim(void)
+{
+	if (scratch.cap > SCRATCH_KEEP) {
+		free(scratch.decoded);
+		scratch.decoded = NULL;
+		scratch.cap = 0;
+	}
+	if (scratch.rewrite.cap > SCRATCH_KEEP)
+		pb_buf_free(&scratch.rewrite);
+}
+
+void
+payload_thread_done(void)
+{
+	free(scratch.decoded);
+	pb_buf_free(&scratch.rewrite);
+	memset(&scratch, 0, sizeof(scratch));
+}
+
+/* Decodes a snappy body into the worker's buffer. */
+static int
+snappy_scratch(const uint8_t *body, size_t len, const struct payload_rule *rule,
+    uint8_t **dec, size_t *declen, const char **errstr)
+{
+	int	rc;
+
+	rc = codec_snappy_decode_into(body, len, rule->max_decoded,
+	    &scratch.decoded, &scratch.cap, declen, errstr);
+	*dec = scratch.decoded;
+	return rc;
+}
+
 static int
 refuse(struct payload_result *res, int status, const char *why,
     const char *fmt, ...) __attribute__((format(printf, 4, 5)));
@@ -174,7 +224,9 @@ outcome(struct payload_result *res, int rc, const char *reason,
 	default:
 		return refuse(res, 503, "internal", "out of memory rewriting");
 	}
-	if (out->data == NULL)
+	/* the worker's rewrite buffer holds an earlier body unless rewritten */
+	if (out->data == NULL ||
+	    (out == &scratch.rewrite && rc != LABELS_REWRITE))
 		return 0;
 	if (!compress) {
 		res->body = out->data;
@@ -182,7 +234,8 @@ outcome(struct payload_result *res, int rc, const char *reason,
 	} else {
 		rc = codec_snappy_encode(out->data, out->len, &res->body,
 		    &res->len);
-		pb_buf_free(out);
+		if (out != &scratch.rewrite)
+			pb_buf_free(out);
 		if (rc != CODEC_OK)
 			return refuse(res, 503, "internal", "out of memory "
 			    "compressing");
@@ -197,7 +250,6 @@ metrics_check(const char *ct, const char *ce, const uint8_t *body,
     size_t len, const struct payload_rule *rule, struct payload_result *res)
 {
 	struct promrw_stats	 st;
-	struct pb_buf		 out;
 	const char		*errstr;
 	uint8_t			*dec;
 	size_t			 declen;
@@ -211,23 +263,25 @@ metrics_check(const char *ct, const char *ce, const uint8_t *body,
 		    "is not supported for remote write; use snappy", ce);
 	if ((v2 = rw_message(ct, res)) == -1)
 		return res->status;
-	if ((rc = codec_snappy_decode(body, len, rule->max_decoded, &dec,
-	    &declen, &errstr)) != CODEC_OK)
+	if ((rc = snappy_scratch(body, len, rule, &dec, &declen, &errstr)) !=
+	    CODEC_OK) {
+		scratch_trim();
 		return refuse_codec(res, rc, errstr);
-	memset(&out, 0, sizeof(out));
+	}
 	rc = (v2 ? promrw_check_v2 : promrw_check_v1)(dec, declen, rule, &st,
-	    &out, reason, sizeof(reason));
-	free(dec);
+	    &scratch.rewrite, reason, sizeof(reason));
 	res->series = st.series;
 	res->samples = st.samples + st.histograms;
 	res->rewritten = rc == LABELS_REWRITE ? st.rewritten : 0;
 	res->content_type = v2 ? CT_RW2 : CT_PROTOBUF;
 	res->content_encoding = "snappy";
 	res->rw_version = v2 ? RW2_VERSION : RW1_VERSION;
-	if ((rc = outcome(res, rc, reason, &out, 1)) == 0 && res->fwd == NULL) {
+	if ((rc = outcome(res, rc, reason, &scratch.rewrite, 1)) == 0 &&
+	    res->fwd == NULL) {
 		res->fwd = body;
 		res->fwdlen = len;
 	}
+	scratch_trim();
 	return rc;
 }
 
@@ -324,13 +378,14 @@ logs_pb(const uint8_t *buf, size_t len, const struct payload_rule *rule,
 	size_t		 declen;
 	int		 rc;
 
-	if ((rc = codec_snappy_decode(buf, len, rule->max_decoded, &dec,
-	    &declen, &errstr)) != CODEC_OK) {
+	rc = snappy_scratch(buf, len, rule, &dec, &declen, &errstr);
+	if (rc == CODEC_OK)
+		rc = loki_check_pb(dec, declen, rule, st, out, reason, reasonsz);
+	else {
 		refuse_codec(res, rc, errstr);
-		return -1;
+		rc = -1;
 	}
-	rc = loki_check_pb(dec, declen, rule, st, out, reason, reasonsz);
-	free(dec);
+	scratch_trim();
 	return rc;
 }
 

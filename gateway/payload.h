@@ -77,4 +77,10 @@ int	payload_check(enum signal signal, const char *content_type,
 /* Frees res->body if any. */
 void	payload_result_free(struct payload_result *res);
 
+/*
+ * Frees the calling thread's reused decode buffers (a worker about to end);
+ * payload_check makes them again when called later.
+ */
+void	payload_thread_done(void);
+
 #endif

@@ -134,12 +134,22 @@ pb_next(struct pb_reader *r, struct pb_field *f, const char **errstr)
 	return 1;
 }
 
+static int	pb_buf_reserve(struct pb_buf *, size_t);
+
 void
 pb_buf_init(struct pb_buf *b, size_t hint)
 {
 	memset(b, 0, sizeof(*b));
 	if (hint > 0 && (b->data = malloc(hint)) != NULL)
 		b->cap = hint;
+}
+
+void
+pb_buf_reuse(struct pb_buf *b, size_t hint)
+{
+	b->len = 0;
+	b->failed = 0;
+	(void)pb_buf_reserve(b, hint);
 }
 
 void

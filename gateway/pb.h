@@ -75,6 +75,11 @@ struct pb_buf {
 
 /* Zeroes b and reserves `hint` bytes (0: none yet). */
 void	pb_buf_init(struct pb_buf *b, size_t hint);
+/*
+ * Empties b keeping its memory and makes room for `hint` bytes (a failure
+ * is sticky as any other); b must come from pb_buf_init or be zeroed.
+ */
+void	pb_buf_reuse(struct pb_buf *b, size_t hint);
 void	pb_buf_free(struct pb_buf *b);
 /* 1 when an append failed since init. */
 int	pb_buf_failed(const struct pb_buf *b);

@@ -1,12 +1,15 @@
 /*
  * promrw: remote write 1.0 and 2.0 scan, check and rewrite.  See promrw.h.
  *
- * Both versions run the same two passes over the request's top-level fields:
- * the first reads every series (counting, checking, finding the first
- * offending one) and writes nothing; only when a series must change does the
- * second pass copy the request, re-encoding the offending series.  The fast
- * path therefore costs one read of the decoded body and no allocation beyond
- * the reused label array.
+ * Both versions read the request's top-level fields once and decide each
+ * series as it is read: its labels go into the worker's fixed scratch array
+ * (LABELS_MAX bounds it), their order and the site label are noted as they
+ * come, so a sorted series is never sorted and never searched.  The first
+ * series that must change starts the rewrite: the bytes before it are copied
+ * once, it and every later offending series are written re-encoded straight
+ * into the output, and the runs of series in between are copied as they came.
+ * The fast path therefore costs one read of the decoded body and no
+ * allocation at all.
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,15 +45,30 @@ struct symbol {
 	size_t		 n;
 };
 
+/* No pair: the site label's index when a series lacks it. */
+#define NO_PAIR		SIZE_MAX
+
 struct scan {
 	const struct payload_rule	*rule;
 	struct promrw_stats		*st;
-	struct labels_set		 ls;
+	struct labels_set		 ls;		/* views in the scratch array */
+	struct labels_pair		 want;		/* what a rewrite writes */
 	const char			*errstr;
 	int				 found;		/* an offending series seen */
 	int				 refused;	/* 403 whatever the mode: reason set */
 	char				*reason;
 	size_t				 reasonsz;
+	/* the series being read */
+	size_t				 site;		/* the site label's pair, NO_PAIR */
+	size_t				 dup;		/* a pair repeating the name before it, 0: none */
+	int				 sorted;	/* strictly ascending so far */
+	int				 simple;	/* 1.0: see v1_put_simple() */
+	const uint8_t			*tail;		/* 1.0: the first field not a label */
+	/* the rewrite, from the first series that must change */
+	struct pb_buf			*out;
+	int				 rewriting;
+	const uint8_t			*copied;	/* the input before this is in out */
+	const uint8_t			*end;		/* of the input */
 	/* 2.0 only: where each symbol's length starts in the body (4 bytes a
 	 * symbol of at least 2 on the wire: the table costs at most twice the
 	 * decoded body) */
@@ -77,6 +95,43 @@ struct rw_version {
 	void		(*put)(struct scan *, const uint8_t *, size_t,
 			    struct pb_buf *);
 };
+
+/*
+ * Each worker's label views, one series at a time: LABELS_MAX bounds them,
+ * plus the one pair a rewrite may add.
+ */
+static _Thread_local struct labels_pair scratch[LABELS_MAX + 1];
+
+/*
+ * Appends a label of the series being read, noting whether the names still
+ * ascend and where the site label is; NULL (errstr set) past LABELS_MAX.
+ */
+static inline struct labels_pair *
+series_add(struct scan *s, const uint8_t *name, size_t nlen,
+    const uint8_t *value, size_t vlen)
+{
+	size_t			 n = s->ls.n;
+	struct labels_pair	*p = &s->ls.v[n];
+	int			 c;
+
+	if (n == LABELS_MAX) {
+		s->errstr = LABELS_MAX_REASON;
+		return NULL;
+	}
+	*p = (struct labels_pair){ name, nlen, value, vlen, 0, 0 };
+	if (n > 0 && s->sorted && (c = labels_cmp(p - 1, p)) >= 0) {
+		if (c > 0)
+			s->sorted = 0;
+		else if (s->dup == 0)
+			s->dup = n;
+	}
+	/* many names are as long as the site label's: "__name__" */
+	if (nlen == s->want.nlen && nlen > 0 && name[0] == s->want.name[0] &&
+	    memcmp(name, s->want.name, nlen) == 0)
+		s->site = n;
+	s->ls.n = n + 1;
+	return p;
+}
 
 /* Counts one TimeSeries field shared by the per-version readers. */
 static int
@@ -105,7 +160,7 @@ count_field(struct scan *s, const struct pb_field *f, uint32_t samples,
  * value (0x12), one-byte lengths, nothing else — read without a reader;
  * 0 when the label has another shape.
  */
-static int
+static inline int
 v1_label_fast(const uint8_t *buf, size_t len, const uint8_t **name,
     size_t *nlen, const uint8_t **value, size_t *vlen)
 {
@@ -153,18 +208,17 @@ v1_label_read(struct scan *s, const uint8_t *buf, size_t len,
 	return rc;
 }
 
+/* A label of another shape than v1_label_fast's: the series is not simple. */
 static int
 v1_label(struct scan *s, const uint8_t *buf, size_t len)
 {
 	const uint8_t	*name, *value;
 	size_t		 nlen, vlen;
 
-	if (v1_label_read(s, buf, len, &name, &nlen, &value, &vlen) == -1)
+	s->simple = 0;
+	if (v1_label_read(s, buf, len, &name, &nlen, &value, &vlen) == -1 ||
+	    series_add(s, name, nlen, value, vlen) == NULL)
 		return -1;
-	if (labels_add(&s->ls, name, nlen, value, vlen) == -1) {
-		s->errstr = s->ls.errstr;
-		return -1;
-	}
 	return 0;
 }
 
@@ -220,13 +274,25 @@ v1_exemplar(struct scan *s, const uint8_t *buf, size_t len)
 static const uint8_t *
 v1_read_common(struct scan *s, const uint8_t *p, const uint8_t *end)
 {
+	const uint8_t	*name, *value;
+	size_t		 nlen, vlen;
+
 	while (end - p >= 2 && p[1] < 0x80 && (size_t)(end - p) - 2 >= p[1]) {
 		if (p[0] == (V1_TS_LABELS << 3 | PB_LEN)) {
-			if (v1_label(s, p + 2, p[1]) == -1)
+			if (s->tail != NULL)
+				s->simple = 0;
+			if (v1_label_fast(p + 2, p[1], &name, &nlen, &value,
+			    &vlen)) {
+				if (series_add(s, name, nlen, value, vlen) ==
+				    NULL)
+					return NULL;
+			} else if (v1_label(s, p + 2, p[1]) == -1)
 				return NULL;
-		} else if (p[0] == (V1_TS_SAMPLES << 3 | PB_LEN))
+		} else if (p[0] == (V1_TS_SAMPLES << 3 | PB_LEN)) {
+			if (s->tail == NULL)
+				s->tail = p;
 			s->st->samples++;
-		else
+		} else
 			break;
 		p += 2 + p[1];
 	}
@@ -252,13 +318,19 @@ v1_read(struct scan *s, const uint8_t *buf, size_t len)
 			}
 			if (v1_label(s, f.data, f.len) == -1)
 				return -1;
-		} else if (f.num == V1_TS_EXEMPLARS && f.wt == PB_LEN &&
+			continue;
+		}
+		if (s->tail == NULL)
+			s->tail = f.start;
+		if (f.num == V1_TS_EXEMPLARS && f.wt == PB_LEN &&
 		    v1_exemplar(s, f.data, f.len) == -1)
 			return -1;
 		else if (count_field(s, &f, V1_TS_SAMPLES,
 		    V1_TS_HISTOGRAMS, V1_TS_EXEMPLARS) == -1)
 			return -1;
 	}
+	if (s->tail == NULL)
+		s->tail = buf + len;
 	return rc;
 }
 
@@ -274,33 +346,76 @@ v1_label_size(const struct labels_pair *p)
 	return n;
 }
 
+/* A series' labels field for one pair, tag included. */
+static size_t
+v1_label_field_size(const struct labels_pair *l)
+{
+	size_t	n = v1_label_size(l);
+
+	return 1 + pb_varint_size(n) + n;
+}
+
+static uint8_t *
+v1_encode_label(uint8_t *p, const struct labels_pair *l)
+{
+	p = pb_encode_varint(p, V1_TS_LABELS << 3 | PB_LEN);
+	p = pb_encode_varint(p, v1_label_size(l));
+	if (l->nlen > 0)
+		p = pb_encode_bytes(p, V1_LABEL_NAME, l->name, l->nlen);
+	if (l->vlen > 0)
+		p = pb_encode_bytes(p, V1_LABEL_VALUE, l->value, l->vlen);
+	return p;
+}
+
 void
 promrw_v1_encode_labels(const struct labels_set *ls, uint8_t *p)
 {
-	const struct labels_pair	*l;
-	size_t				 i;
+	size_t	i;
 
-	for (i = 0; i < ls->n; i++) {
-		l = &ls->v[i];
-		p = pb_encode_varint(p, V1_TS_LABELS << 3 | PB_LEN);
-		p = pb_encode_varint(p, v1_label_size(l));
-		if (l->nlen > 0)
-			p = pb_encode_bytes(p, V1_LABEL_NAME, l->name, l->nlen);
-		if (l->vlen > 0)
-			p = pb_encode_bytes(p, V1_LABEL_VALUE, l->value, l->vlen);
-	}
+	for (i = 0; i < ls->n; i++)
+		p = v1_encode_label(p, &ls->v[i]);
 }
 
 size_t
 promrw_v1_labels_size(const struct labels_set *ls)
 {
-	size_t	i, n, size = 0;
+	size_t	i, size = 0;
 
-	for (i = 0; i < ls->n; i++) {
-		n = v1_label_size(&ls->v[i]);
-		size += 1 + pb_varint_size(n) + n;
-	}
+	for (i = 0; i < ls->n; i++)
+		size += v1_label_field_size(&ls->v[i]);
 	return size;
+}
+
+/*
+ * A simple series — every label in the one shape v1_label_fast reads, all
+ * before any other field, names strictly ascending — is rewritten without
+ * re-encoding: the bytes as they came, with the site label's field replaced
+ * or inserted at its sorted place.  Another encoder's series ends up exactly
+ * as v1_put would write it, only faster.
+ */
+static void
+v1_put_simple(struct scan *s, const uint8_t *buf, size_t len,
+    struct pb_buf *out)
+{
+	const struct labels_pair	*v = s->ls.v;
+	const uint8_t			*cut0, *cut1;
+	size_t				 i, lsize;
+	uint8_t				*p;
+	int				 c = 1;
+
+	for (i = 0; i < s->ls.n; i++)
+		if ((c = labels_cmp(&v[i], &s->want)) >= 0)
+			break;
+	/* a simple label's field starts 4 bytes before its name */
+	cut0 = i < s->ls.n ? v[i].name - 4 : s->tail;
+	cut1 = c == 0 ? v[i].value + v[i].vlen : cut0;
+	lsize = v1_label_field_size(&s->want);
+	pb_put_tag(out, V1_TIMESERIES, PB_LEN);
+	pb_put_varint(out, len - (size_t)(cut1 - cut0) + lsize);
+	pb_put_raw(out, buf, (size_t)(cut0 - buf));
+	if ((p = pb_claim(out, lsize)) != NULL)
+		v1_encode_label(p, &s->want);
+	pb_put_raw(out, cut1, (size_t)(buf + len - cut1));
 }
 
 static void
@@ -379,7 +494,8 @@ v2_symbol(const struct scan *s, uint32_t ref)
 static int
 v2_ref(struct scan *s, uint64_t ref, int *half, uint32_t *name, int exemplar)
 {
-	struct symbol	n, v;
+	struct labels_pair	*p;
+	struct symbol		 n, v;
 
 	if (ref >= s->nsyms) {
 		s->errstr = "label ref past the symbols table";
@@ -395,12 +511,10 @@ v2_ref(struct scan *s, uint64_t ref, int *half, uint32_t *name, int exemplar)
 	v = v2_symbol(s, (uint32_t)ref);
 	if (exemplar)
 		return exemplar_refused(s, n.p, n.n, v.p, v.n);
-	if (labels_add(&s->ls, n.p, n.n, v.p, v.n) == -1) {
-		s->errstr = s->ls.errstr;
+	if ((p = series_add(s, n.p, n.n, v.p, v.n)) == NULL)
 		return -1;
-	}
-	s->ls.v[s->ls.n - 1].nref = *name;
-	s->ls.v[s->ls.n - 1].vref = (uint32_t)ref;
+	p->nref = *name;
+	p->vref = (uint32_t)ref;
 	return 0;
 }
 
@@ -541,10 +655,14 @@ static const struct rw_version rw_v2 = {
 static int
 judge(struct scan *s, enum labels_verdict *verdict)
 {
-	const struct labels_pair	*dup;
+	const struct labels_pair	*dup = NULL, *site = NULL;
 
+	if (s->dup != 0)
+		dup = &s->ls.v[s->dup];
+	else if (!s->sorted)
+		dup = labels_sort_unique(&s->ls);
 	/* Prometheus 2.42 answers 500 to these: senders would retry forever. */
-	if ((dup = labels_sort_unique(&s->ls)) != NULL) {
+	if (dup != NULL) {
 		if (labels_valid_name(dup->name, dup->nlen))
 			snprintf(s->reason, s->reasonsz, "malformed remote write "
 			    "request: a series repeats the label name \"%.*s\"",
@@ -555,35 +673,52 @@ judge(struct scan *s, enum labels_verdict *verdict)
 			    "request: a series repeats a label name");
 		return -1;
 	}
-	*verdict = labels_verdict(&s->ls, s->rule);
+	if (!s->sorted)
+		site = labels_find(&s->ls, s->rule->label, s->want.nlen);
+	else if (s->site != NO_PAIR)
+		site = &s->ls.v[s->site];
+	*verdict = labels_pair_verdict(site, s->rule);
 	return 0;
 }
 
-/* Handles one series in the checking pass; 1 to stop scanning. */
-static int
-check_series(struct scan *s, enum labels_verdict verdict)
+/* Writes an offending series into the rewrite, starting it if need be. */
+static void
+series_rewrite(struct scan *s, const struct rw_version *ver,
+    const struct pb_field *f)
 {
-	s->st->series++;
-	if (verdict == LABELS_OK)
-		return 0;
-	if (s->rule->mode == MISMATCH_REJECT) {
-		labels_violation(s->reason, s->reasonsz, "series", &s->ls,
-		    s->rule);
-		s->found = 1;
-		return 1;
+	struct pb_buf	*out = s->out;
+	size_t		 len;
+
+	if (!s->rewriting) {
+		s->rewriting = 1;
+		len = (size_t)(s->end - s->copied);
+		pb_buf_reuse(out, len + len / 8 + 64);
+		if (ver == &rw_v2)
+			v2_prepare(s);
 	}
-	s->found = 1;
-	s->st->rewritten++;
-	return 0;
+	pb_put_raw(out, s->copied, (size_t)(f->start - s->copied));
+	s->copied = f->start + f->rawlen;
+	if (ver == &rw_v1 && s->simple && s->sorted)
+		v1_put_simple(s, f->data, f->len, out);
+	else if (labels_enforce(&s->ls, s->rule) == -1)
+		out->failed = 1;
+	else
+		ver->put(s, f->data, f->len, out);
 }
 
+/* Reads and decides one series; 1 to stop scanning, -1 malformed. */
 static int
 series_pass(struct scan *s, const struct rw_version *ver,
-    const struct pb_field *f, struct pb_buf *out)
+    const struct pb_field *f)
 {
 	enum labels_verdict	verdict;
 
-	labels_set_reset(&s->ls);
+	s->ls.n = 0;
+	s->site = NO_PAIR;
+	s->dup = 0;
+	s->sorted = 1;
+	s->simple = 1;
+	s->tail = NULL;
 	if (ver->read(s, f->data, f->len) == -1) {
 		if (!s->refused)
 			snprintf(s->reason, s->reasonsz, "malformed remote "
@@ -592,24 +727,27 @@ series_pass(struct scan *s, const struct rw_version *ver,
 	}
 	if (judge(s, &verdict) == -1)
 		return -1;
-	if (out == NULL)
-		return check_series(s, verdict);
+	s->st->series++;
 	if (verdict == LABELS_OK)
-		pb_put_raw(out, f->start, f->rawlen);
-	else if (labels_enforce(&s->ls, s->rule) == -1)
-		out->failed = 1;
-	else
-		ver->put(s, f->data, f->len, out);
+		return 0;
+	s->found = 1;
+	if (s->rule->mode == MISMATCH_REJECT) {
+		labels_violation(s->reason, s->reasonsz, "series", &s->ls,
+		    s->rule);
+		return 1;
+	}
+	s->st->rewritten++;
+	series_rewrite(s, ver, f);
 	return 0;
 }
 
 /*
- * One pass over the request: checking when out == NULL, else copying with
- * offending series rewritten.  0 (done or stopped), or -1 malformed.
+ * The one pass over the request.  0 (done, or stopped at a series refused),
+ * or -1 malformed.
  */
 static int
 request_pass(struct scan *s, const struct rw_version *ver,
-    const uint8_t *buf, size_t len, struct pb_buf *out)
+    const uint8_t *buf, size_t len)
 {
 	struct pb_reader	r;
 	struct pb_field		f;
@@ -628,14 +766,11 @@ request_pass(struct scan *s, const struct rw_version *ver,
 			rc = -1;
 			break;
 		}
-		if (f.num == ver->metadata_field && out == NULL)
+		if (f.num == ver->metadata_field)
 			s->st->metadata++;
-		if (f.num != ver->series_field) {
-			if (out != NULL)
-				pb_put_raw(out, f.start, f.rawlen);
+		if (f.num != ver->series_field)
 			continue;
-		}
-		if ((rc = series_pass(s, ver, &f, out)) != 0)
+		if ((rc = series_pass(s, ver, &f)) != 0)
 			return rc == 1 ? 0 : -1;
 	}
 	if (rc == -1)
@@ -644,32 +779,17 @@ request_pass(struct scan *s, const struct rw_version *ver,
 	return rc;
 }
 
-static void
-append_symbols(struct scan *s, struct pb_buf *out)
+/* Completes a rewrite: the input after the last series changed, symbols. */
+static int
+rewrite_end(struct scan *s, const uint8_t *buf, size_t len)
 {
 	size_t	i;
 
+	pb_put_raw(s->out, s->copied, (size_t)(buf + len - s->copied));
 	for (i = 0; i < s->nadded; i++)
-		pb_put_bytes(out, V2_SYMBOLS, s->added[i].p, s->added[i].n);
-}
-
-static int
-rewrite(struct scan *s, const struct rw_version *ver, const uint8_t *buf,
-    size_t len, struct pb_buf *out)
-{
-	struct promrw_stats	scratch, *st = s->st;
-
-	if (ver == &rw_v2)
-		v2_prepare(s);
-	memset(&scratch, 0, sizeof(scratch));
-	s->st = &scratch;
-	pb_buf_init(out, len + len / 8 + 64);
-	if (request_pass(s, ver, buf, len, out) == -1)
-		out->failed = 1;
-	append_symbols(s, out);
-	s->st = st;
-	if (pb_buf_failed(out)) {
-		pb_buf_free(out);
+		pb_put_bytes(s->out, V2_SYMBOLS, s->added[i].p, s->added[i].n);
+	if (pb_buf_failed(s->out)) {
+		pb_buf_free(s->out);
 		return LABELS_NOMEM;
 	}
 	return LABELS_REWRITE;
@@ -689,24 +809,32 @@ check(const struct rw_version *ver, const uint8_t *buf, size_t len,
 	s.st = st;
 	s.reason = reason;
 	s.reasonsz = reasonsz;
-	labels_set_init(&s.ls);
+	s.ls.v = scratch;
+	s.ls.cap = LABELS_MAX + 1;
+	s.want.name = (const uint8_t *)rule->label;
+	s.want.nlen = strlen(rule->label);
+	s.want.value = (const uint8_t *)rule->values->v[0];
+	s.want.vlen = strlen(rule->values->v[0]);
+	s.out = out;
+	s.copied = buf;
+	s.end = buf + len;
 	if (ver == &rw_v2 && v2_symbols(&s, buf, len) == -1) {
 		snprintf(reason, reasonsz, "malformed remote write request: %s",
 		    s.errstr);
 		rc = LABELS_MALFORMED;
-	} else if (request_pass(&s, ver, buf, len, NULL) == -1)
+	} else if (request_pass(&s, ver, buf, len) == -1)
 		rc = s.refused ? LABELS_REJECT : LABELS_MALFORMED;
 	else if (!s.found)
 		rc = LABELS_PASS;
 	else if (rule->mode == MISMATCH_REJECT)
 		rc = LABELS_REJECT;
 	else
-		rc = rewrite(&s, ver, buf, len, out);
-	labels_set_free(&s.ls);
+		rc = rewrite_end(&s, buf, len);
+	if (rc != LABELS_REWRITE && s.rewriting)
+		pb_buf_free(out);
 	free(s.syms);
 	return rc;
 }
-
 int
 promrw_check_v1(const uint8_t *buf, size_t len,
     const struct payload_rule *rule, struct promrw_stats *st,

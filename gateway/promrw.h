@@ -3,7 +3,8 @@
  * scan, check the site label of every series, rewrite when asked.
  *
  * 1.0 (prometheus.WriteRequest, PROTOCOLS §3): labels are read as views into
- * the buffer, one reused array per request.  Unsorted labels are accepted
+ * the buffer, in each worker's fixed scratch array, in one pass that
+ * decides every series as it is read.  Unsorted labels are accepted
  * (Prometheus sorts them); duplicate names are malformed (Prometheus 2.42
  * answers 500 to those, which senders retry forever).  Metadata-only requests
  * pass untouched.  A rewritten series gets its labels re-encoded sorted with
@@ -15,7 +16,9 @@
  * rewrites the label refs of the offending series only.
  *
  * Both return an enum labels_outcome.  On LABELS_REWRITE *out holds the new
- * decoded body (caller frees with pb_buf_free; untouched otherwise).  On
+ * decoded body (caller frees with pb_buf_free; untouched otherwise).  *out
+ * may come holding a buffer of an earlier request (zeroed or from
+ * pb_buf_init): a rewrite reuses its memory, and frees it when it fails.  On
  * LABELS_REJECT / LABELS_MALFORMED `reason` holds one line.  Stats are
  * filled as far as the scan got.
  */

@@ -837,6 +837,7 @@ worker_main(void *arg)
 	struct worker *w = arg;
 
 	event_base_loop(w->base, EVLOOP_NO_EXIT_ON_EMPTY);
+	payload_thread_done();
 	return NULL;
 }
 

@@ -15,6 +15,17 @@
  * Also series, samples (remote write) or entries (Loki) per body, which the
  * benchmark uses for samples/s.  One JSON object per body on stdout.
  *
+ *   floor --calls N --only decode|compress|fast|rewrite --metrics FILE...
+ *
+ * runs just that operation N times per body, untimed, for a repeatable
+ * instruction count: valgrind --tool=callgrind --toggle-collect=op_only.
+ *
+ *   floor --to-json FILE
+ *
+ * prints a snappy Loki protobuf push as the equivalent JSON push (same
+ * streams, entries and lines; structured metadata dropped), so the JSON row
+ * carries the protobuf row's content.
+ *
  * Test tool: start-up errors exit 1.
  */
 #include <stdio.h>
@@ -23,7 +34,9 @@
 #include <time.h>
 
 #include "codec.h"
+#include "labels.h"
 #include "payload.h"
+#include "pb.h"
 
 #define MAX_DECODED	(64ULL << 20)
 
@@ -49,6 +62,8 @@ struct input {
 };
 
 static double seconds_per_measure = 0.3;
+static unsigned long only_calls;
+static const char *only_op;
 
 static void __attribute__((noreturn))
 die(const char *msg, const char *arg)
@@ -152,6 +167,13 @@ op_check(const struct input *in, const void *arg)
 	payload_result_free(&res);
 }
 
+/* The one operation of --only, called once: what callgrind collects. */
+static void __attribute__((noinline))
+op_only(op_fn op, const struct input *in, const void *arg)
+{
+	op(in, arg);
+}
+
 static void
 measure(const struct input *in)
 {
@@ -170,6 +192,19 @@ measure(const struct input *in)
 		if (codec_snappy_decode(in->data, in->len, MAX_DECODED, &dec, &p.len, &err) != CODEC_OK)
 			die("snappy decode failed", in->path);
 		p.data = dec;
+	}
+	if (only_op != NULL) {
+		op_fn op = strcmp(only_op, "decode") == 0 ? op_decode :
+		    strcmp(only_op, "compress") == 0 ? op_compress : op_check;
+		const void *arg = op == op_compress ? (const void *)&p :
+		    strcmp(only_op, "fast") == 0 ? (const void *)&fast : (const void *)&rw;
+
+		for (unsigned long i = 0; i < only_calls; i++)
+			op_only(op, in, arg);
+		free(dec);
+		return;
+	}
+	if (in->k->snappy) {
 		decode_us = time_op(op_decode, in, NULL);
 		compress_us = time_op(op_compress, in, &p);
 	}
@@ -183,6 +218,95 @@ measure(const struct input *in)
 	printf("\"decode_us\":%.1f,\"compress_us\":%.1f,\"fast_us\":%.1f,\"rewrite_us\":%.1f}\n",
 	    decode_us, compress_us, time_op(op_check, in, &fast), time_op(op_check, in, &rw));
 	free(dec);
+}
+
+static void
+json_str(const uint8_t *p, size_t n)
+{
+	putchar('"');
+	for (size_t i = 0; i < n; i++) {
+		if (p[i] == '"' || p[i] == '\\')
+			printf("\\%c", p[i]);
+		else if (p[i] < 0x20)
+			printf("\\u%04x", p[i]);
+		else
+			putchar(p[i]);
+	}
+	putchar('"');
+}
+
+/* One EntryAdapter as ["ns","line"]. */
+static void
+json_entry(const uint8_t *buf, size_t len)
+{
+	struct pb_reader r, tr;
+	struct pb_field f, t;
+	const char *err;
+	uint64_t sec = 0, nsec = 0;
+	const uint8_t *line = NULL;
+	size_t linelen = 0;
+
+	pb_reader_init(&r, buf, len);
+	while (pb_next(&r, &f, &err) == 1) {
+		if (f.num == 1 && f.wt == PB_LEN) {
+			pb_reader_init(&tr, f.data, f.len);
+			while (pb_next(&tr, &t, &err) == 1)
+				*(t.num == 1 ? &sec : &nsec) = t.v;
+		} else if (f.num == 2 && f.wt == PB_LEN) {
+			line = f.data;
+			linelen = f.len;
+		}
+	}
+	printf("[\"%llu\",", (unsigned long long)(sec * 1000000000ULL + nsec));
+	json_str(line, linelen);
+	putchar(']');
+}
+
+static void
+to_json(const char *path)
+{
+	struct pb_reader r, sr;
+	struct pb_field f, g;
+	struct labels_set ls;
+	const char *err;
+	uint8_t *body, *dec;
+	size_t len, declen;
+	int ns = 0, ne;
+
+	body = read_file(path, &len);
+	if (codec_snappy_decode(body, len, MAX_DECODED, &dec, &declen, &err) != CODEC_OK)
+		die("snappy decode failed", path);
+	labels_set_init(&ls);
+	printf("{\"streams\":[");
+	pb_reader_init(&r, dec, declen);
+	while (pb_next(&r, &f, &err) == 1) {
+		if (f.num != 1 || f.wt != PB_LEN)
+			continue;
+		printf("%s{\"values\":[", ns++ ? "," : "");
+		ne = 0;
+		pb_reader_init(&sr, f.data, f.len);
+		while (pb_next(&sr, &g, &err) == 1) {
+			if (g.num == 1 && g.wt == PB_LEN &&
+			    labels_parse(g.data, g.len, &ls, &err) == -1)
+				die("bad labels", err);
+			if (g.num == 2 && g.wt == PB_LEN) {
+				printf("%s", ne++ ? "," : "");
+				json_entry(g.data, g.len);
+			}
+		}
+		printf("],\"stream\":{");
+		for (size_t i = 0; i < ls.n; i++) {
+			printf("%s", i ? "," : "");
+			json_str(ls.v[i].name, ls.v[i].nlen);
+			putchar(':');
+			json_str(ls.v[i].value, ls.v[i].vlen);
+		}
+		printf("}}");
+	}
+	printf("]}\n");
+	labels_set_free(&ls);
+	free(dec);
+	free(body);
 }
 
 static const struct kind *
@@ -204,12 +328,24 @@ main(int argc, char **argv)
 			seconds_per_measure = atof(argv[++i]);
 			continue;
 		}
+		if (strcmp(argv[i], "--calls") == 0 && i + 1 < argc) {
+			only_calls = strtoul(argv[++i], NULL, 10);
+			continue;
+		}
+		if (strcmp(argv[i], "--to-json") == 0 && i + 1 < argc) {
+			to_json(argv[++i]);
+			continue;
+		}
+		if (strcmp(argv[i], "--only") == 0 && i + 1 < argc) {
+			only_op = argv[++i];
+			continue;
+		}
 		if (strncmp(argv[i], "--", 2) == 0) {
 			k = kind_of(argv[i]);
 			continue;
 		}
 		if (k == NULL)
-			die("usage: floor [--seconds S] --metrics|--loki-pb|--loki-json FILE...", NULL);
+			die("usage: floor [--seconds S] [--calls N --only OP] --metrics|--loki-pb|--loki-json FILE...", NULL);
 		struct input in = { .k = k, .path = argv[i] };
 		in.data = read_file(argv[i], &in.len);
 		measure(&in);

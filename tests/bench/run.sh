@@ -31,6 +31,7 @@ RESULTS=$BB/results.json
 B2000=$T_DATA/prometheus-2.42/rw1-2000-series.body
 LOKI_PB=$T_DATA/promtail-2.8/push-304-entries.body
 LOKI_JSON=$T_DATA/loki-json/push.json
+LOKI_JSON_EQ=$T_TMP/push-304-entries.json	# LOKI_PB's content as JSON
 B500=$T_TMP/rw1-500-series.body
 RW_HEADERS=(-H 'Content-Type: application/x-protobuf' -H 'Content-Encoding: snappy'
 	-H 'X-Prometheus-Remote-Write-Version: 0.1.0' -H 'User-Agent: Prometheus/2.42.0')
@@ -83,13 +84,13 @@ stop_pid() {
 
 # skip_row ID NAME WHY
 skip_row() {
-	jq -cn --arg id "$1" --arg name "$2" --arg why "$3" \
-	    '{kind:"row", id:$id, name:$name, skipped:$why}' >> "$RESULTS"
+	jq -cn --arg id "$1$SFX" --arg name "$2" --arg why "$3" --arg body "$ROW_BODY" \
+	    '{kind:"row", id:$id, name:$name, skipped:$why, body:$body}' >> "$RESULTS"
 }
 
 # measure ID NAME NOTE "PIDS" URL [loadgen args...]: one table row.
 measure() {
-	local id=$1 name=$2 note=$3 pids=$4 url=$5 p out up0 up1
+	local id=$1$SFX name=$2 note=$3 pids=$4 url=$5 p out up0 up1
 	local pidargs=()
 	shift 5
 	for p in $pids; do pidargs+=(--pid "$p"); done
@@ -100,9 +101,10 @@ measure() {
 	up1=$(nullup_stat)
 	# shellcheck disable=SC2086
 	printf '%s\n' "$out" | jq -c --arg id "$id" --arg name "$name" --arg note "$note" \
-	    --argjson rss "$(peak_rss_mb $pids)" --arg up0 "$up0" --arg up1 "$up1" '
+	    --argjson rss "$(peak_rss_mb $pids)" --arg up0 "$up0" --arg up1 "$up1" \
+	    --arg body "$ROW_BODY" '
 	    def n(s; k): (s | capture(k + "=(?<v>[0-9]+)").v | tonumber) // 0;
-	    {kind:"row", id:$id, name:$name, note:$note, peak_rss_mb:$rss} + . +
+	    {kind:"row", id:$id, name:$name, note:$note, peak_rss_mb:$rss, body:$body} + . +
 	    {upstream_requests: (n($up1; "requests") - n($up0; "requests")),
 	     upstream_bytes: (n($up1; "bytes") - n($up0; "bytes"))}' >> "$RESULTS"
 }
@@ -110,23 +112,32 @@ measure() {
 # ---- inputs -----------------------------------------------------------------
 "$T_BUILD/tools/rwgen" --series 500 --label provider=tokyo > "$B500" || die "rwgen failed"
 for f in "$B2000" "$LOKI_PB" "$LOKI_JSON"; do [ -r "$f" ] || die "missing $f"; done
+"$BB/floor" --to-json "$LOKI_PB" > "$LOKI_JSON_EQ" || die "floor --to-json failed"
 "$BB/floor" --seconds 0.25 --metrics "$B2000" "$B500" --loki-pb "$LOKI_PB" \
-    --loki-json "$LOKI_JSON" > "$T_TMP/floor.json" || die "floor failed"
+    --loki-json "$LOKI_JSON" "$LOKI_JSON_EQ" > "$T_TMP/floor.json" || die "floor failed"
 jq -c '{kind:"floor"} + .' "$T_TMP/floor.json" >> "$RESULTS"
 fl() { jq -r --arg b "$1" "select(.body == \$b) | .$2" "$T_TMP/floor.json"; }
 S2000=$(fl "$B2000" samples)
 S500=$(fl "$B500" samples)
 E_PB=$(fl "$LOKI_PB" entries)
 E_JSON=$(fl "$LOKI_JSON" entries)
-RW_BODIES=(--body "$B2000:$S2000" --body "$B500:$S500")
+E_JSON_EQ=$(fl "$LOKI_JSON_EQ" entries)
+MIX_BODIES=(--body "$B2000:$S2000" --body "$B500:$S500")
+ONE_BODY=(--body "$B2000:$S2000")
+# Rows 1-7 run twice (rows_rw): on the 2000-series body alone (ids N-2000,
+# body "2000": what Prometheus sends by default; the targets use these), then
+# on the mix (ids N, body "mix", as in earlier results.json).
+SFX= ROW_BODY=
 
 printf '%s\n' "$T_TOKEN" > "$T_TMP/token"
 "$BB/mint" --key "$T_DATA/access/current-private.pem" --kid "$(cat "$T_DATA/access/current.kid")" \
     --count "$NTOKENS" --threads "$CORES" > "$T_TMP/tokens" || die "mint failed"
+TOKEN_BYTES=$(head -n 1 "$T_TMP/tokens" | tr -d '\n' | wc -c)
 
 RSA_US=$(openssl speed -seconds 2 rsa2048 2>/dev/null |
     awk '/^rsa 2048 bits/ { printf "%.1f", 1e6 / $NF }')
-jq -cn --argjson us "${RSA_US:-0}" '{kind:"rsa", verify_us:$us, source:"openssl speed -seconds 2 rsa2048"}' >> "$RESULTS"
+jq -cn --argjson us "${RSA_US:-0}" --argjson tb "$TOKEN_BYTES" \
+    '{kind:"rsa", verify_us:$us, source:"openssl speed -seconds 2 rsa2048", token_bytes:$tb}' >> "$RESULTS"
 
 # ---- the null upstream ------------------------------------------------------
 NULL_PORT=$(free_port)
@@ -135,11 +146,6 @@ NULL_PID=$!
 track_pid "$NULL_PID"
 wait_port "$NULL_PORT" 10 || die "nullup did not start"
 NULL_URL=http://127.0.0.1:$NULL_PORT
-
-# ---- 1. direct ----------------------------------------------------------------
-measure 1 "direct to null upstream" "harness ceiling; CPU is the null upstream's" \
-    "$NULL_PID" "$NULL_URL/api/v1/write" "${RW_HEADERS[@]}" "${RW_BODIES[@]}" \
-    --tokens "$T_TMP/token"
 
 # ---- 2. nginx -----------------------------------------------------------------
 row_nginx() {
@@ -175,11 +181,10 @@ EOF
 	for w in $workers; do track_pid "$w"; done
 	measure 2 "nginx proxy_pass" "keepalive upstream, request buffering on (default, in memory)" \
 	    "$pid $workers" "http://127.0.0.1:$port/api/v1/write" "${RW_HEADERS[@]}" \
-	    "${RW_BODIES[@]}" --tokens "$T_TMP/token"
+	    "${RWB[@]}" --tokens "$T_TMP/token"
 	stop_pid "$pid"
 	for w in $workers; do stop_pid "$w"; done
 }
-row_nginx
 
 # ---- 3. vmauth ----------------------------------------------------------------
 row_vmauth() {
@@ -194,11 +199,10 @@ row_vmauth() {
 	track_pid "$pid"
 	wait_port "$port" 10 || { skip_row 3 "vmauth" "failed to start"; stop_pid "$pid"; return; }
 	measure 3 "vmauth" "bearer token (Authorization header), proxies bytes" "$pid" \
-	    "http://127.0.0.1:$port/api/v1/write" "${RW_HEADERS[@]}" "${RW_BODIES[@]}" \
+	    "http://127.0.0.1:$port/api/v1/write" "${RW_HEADERS[@]}" "${RWB[@]}" \
 	    -H 'Authorization: Bearer bench-bearer' --tokens "$T_TMP/token"
 	stop_pid "$pid"
 }
-row_vmauth
 
 # ---- 4. vmagent ---------------------------------------------------------------
 row_vmagent() {
@@ -215,11 +219,10 @@ row_vmagent() {
 	wait_http "http://127.0.0.1:$port/health" 20 ||
 	    { skip_row 4 "vmagent relabel" "failed to start"; stop_pid "$pid"; return; }
 	measure 4 "vmagent relabel" "acks BEFORE forwarding (queues); decode+relabel+re-encode" \
-	    "$pid" "http://127.0.0.1:$port/api/v1/write" "${RW_HEADERS[@]}" "${RW_BODIES[@]}" \
+	    "$pid" "http://127.0.0.1:$port/api/v1/write" "${RW_HEADERS[@]}" "${RWB[@]}" \
 	    --tokens "$T_TMP/token"
 	stop_pid "$pid"
 }
-row_vmagent
 
 # ---- 5-8. kakikomi ------------------------------------------------------------
 KK_PORT=$(free_port)
@@ -252,31 +255,50 @@ kk_row() {
 	measure "$id" "$name" "$note" "$KK_PID" "$@"
 	stop_pid "$KK_PID"
 }
-kk_row 5 "kakikomi fast path" "provider=tokyo allowed: checked, forwarded byte for byte" "" \
-    "$KK_URL/api/v1/write" "${RW_HEADERS[@]}" "${RW_BODIES[@]}" --tokens "$T_TMP/token"
-# Latency at half of kakikomi's maximum: the same paced load direct and
-# through kakikomi; the difference of the p99s is what kakikomi adds.
-HALF=$(jq -r 'select(.kind == "row" and .id == "5") | (.rps // 0) / 2 | floor' "$RESULTS")
-if [ "${HALF:-0}" -gt 0 ]; then
-	measure 1h "direct, paced at half of 5" "$HALF req/s offered" "$NULL_PID" \
-	    "$NULL_URL/api/v1/write" "${RW_HEADERS[@]}" "${RW_BODIES[@]}" --tokens "$T_TMP/token" \
-	    --rate "$HALF"
-	kk_row 5h "kakikomi, paced at half of 5" "$HALF req/s offered" "" \
-	    "$KK_URL/api/v1/write" "${RW_HEADERS[@]}" "${RW_BODIES[@]}" --tokens "$T_TMP/token" \
-	    --rate "$HALF"
-fi
-kk_row 6 "kakikomi rewrite" "site allows only osaka: every series rewritten, re-encoded" \
-    "$OSAKA_SITES" "$KK_URL/api/v1/write" "${RW_HEADERS[@]}" "${RW_BODIES[@]}" \
-    --tokens "$T_TMP/token"
-kk_row 7 "kakikomi no token cache" "new token every request: RSA verify ${RSA_US} us (openssl)" \
-    "" "$KK_URL/api/v1/write" "${RW_HEADERS[@]}" "${RW_BODIES[@]}" \
-    --tokens "$T_TMP/tokens" --unique
+# rows_rw: rows 1-7 for the bodies in RWB, ids suffixed with SFX.
+rows_rw() {
+	# 1. direct
+	measure 1 "direct to null upstream" "harness ceiling; CPU is the null upstream's" \
+	    "$NULL_PID" "$NULL_URL/api/v1/write" "${RW_HEADERS[@]}" "${RWB[@]}" \
+	    --tokens "$T_TMP/token"
+	row_nginx
+	row_vmauth
+	row_vmagent
+	kk_row 5 "kakikomi fast path" "provider=tokyo allowed: checked, forwarded byte for byte" "" \
+	    "$KK_URL/api/v1/write" "${RW_HEADERS[@]}" "${RWB[@]}" --tokens "$T_TMP/token"
+	# Latency at half of kakikomi's maximum: the same paced load direct and
+	# through kakikomi; the difference of the p99s is what kakikomi adds.
+	HALF=$(jq -r --arg sfx "$SFX" 'select(.kind == "row" and .id == "5\($sfx)") | (.rps // 0) / 2 | floor' "$RESULTS")
+	if [ "${HALF:-0}" -gt 0 ]; then
+		measure 1h "direct, paced at half of 5" "$HALF req/s offered" "$NULL_PID" \
+		    "$NULL_URL/api/v1/write" "${RW_HEADERS[@]}" "${RWB[@]}" --tokens "$T_TMP/token" \
+		    --rate "$HALF"
+		kk_row 5h "kakikomi, paced at half of 5" "$HALF req/s offered" "" \
+		    "$KK_URL/api/v1/write" "${RW_HEADERS[@]}" "${RWB[@]}" --tokens "$T_TMP/token" \
+		    --rate "$HALF"
+	fi
+	kk_row 6 "kakikomi rewrite" "site allows only osaka: every series rewritten, re-encoded" \
+	    "$OSAKA_SITES" "$KK_URL/api/v1/write" "${RW_HEADERS[@]}" "${RWB[@]}" \
+	    --tokens "$T_TMP/token"
+	kk_row 7 "kakikomi no token cache" "new token every request (${TOKEN_BYTES} B, with jti): RSA verify ${RSA_US} us (openssl)" \
+	    "" "$KK_URL/api/v1/write" "${RW_HEADERS[@]}" "${RWB[@]}" \
+	    --tokens "$T_TMP/tokens" --unique
+}
+for ROW_BODY in 2000 mix; do
+	if [ "$ROW_BODY" = 2000 ]; then SFX=-2000 RWB=("${ONE_BODY[@]}")
+	else SFX= RWB=("${MIX_BODIES[@]}"); fi
+	rows_rw
+done
+SFX= ROW_BODY=
 kk_row 8a "kakikomi Loki protobuf" "promtail body, 304 entries, fast path" "" \
     "$KK_URL/loki/api/v1/push" -H 'Content-Type: application/x-protobuf' \
     --body "$LOKI_PB:$E_PB" --tokens "$T_TMP/token"
 kk_row 8b "kakikomi Loki JSON" "2 streams, 1 lacks provider: rewritten each time" "" \
     "$KK_URL/loki/api/v1/push" -H 'Content-Type: application/json' \
     --body "$LOKI_JSON:$E_JSON" --tokens "$T_TMP/token"
+kk_row 8c "kakikomi Loki JSON, as 8a" "8a's 304 entries as JSON, fast path" "" \
+    "$KK_URL/loki/api/v1/push" -H 'Content-Type: application/json' \
+    --body "$LOKI_JSON_EQ:$E_JSON_EQ" --tokens "$T_TMP/token"
 
 # ---- idle connections ---------------------------------------------------------
 kk_idle() {
@@ -305,7 +327,7 @@ if [ "${BENCH_PERF:-0}" = 1 ] && command -v perf >/dev/null; then
 	    >/dev/null 2>&1 &
 	perf_pid=$!
 	"$BB/loadgen" --url "$KK_URL/api/v1/write" --connections "$CONNS" --threads "$LTHREADS" \
-	    --warmup 0.5 --duration "$SECS" "${RW_HEADERS[@]}" "${RW_BODIES[@]}" \
+	    --warmup 0.5 --duration "$SECS" "${RW_HEADERS[@]}" "${RWB[@]}" \
 	    --tokens "$T_TMP/token" >/dev/null
 	wait "$perf_pid"
 	perf report -i "$T_TMP/perf.data" --stdio --no-children --sort symbol \

@@ -17,7 +17,7 @@ one(checker check, const uint8_t *data, size_t size, enum mismatch mode)
 {
 	struct payload_rule	rule = fuzz_rule(mode);
 	struct promrw_stats	st, st2;
-	struct pb_buf		out, out2;
+	struct pb_buf		out = { 0 }, out2 = { 0 };	/* promrw reuses a given buffer */
 	char			reason[512];
 	int			rc;
 

@@ -185,6 +185,56 @@ test_two_series_one_foreign(void **state)
 	pb_buf_free(&req);
 }
 
+/*
+ * A rewrite changes only the site label's field of the offending series:
+ * every other byte — the series that passed, and the other labels and the
+ * samples of those rewritten — comes out as it went in, whichever place the
+ * label takes (first, middle, last, replacing an empty or foreign value).
+ */
+static void
+test_rewrite_bytes_exact(void **state)
+{
+	static const char *const good[] = { "__name__=a", "provider=tokyo",
+	    NULL };
+	static const char *const in[][4] = {
+		{ "__name__=up", "job=x", NULL },
+		{ "zone=a", NULL },
+		{ "__name__=up", "provider=osaka", "zone=a", NULL },
+		{ "__name__=up", "provider=", NULL },
+		{ NULL },
+	};
+	static const char *const want[][4] = {
+		{ "__name__=up", "job=x", "provider=tokyo", NULL },
+		{ "provider=tokyo", "zone=a", NULL },
+		{ "__name__=up", "provider=tokyo", "zone=a", NULL },
+		{ "__name__=up", "provider=tokyo", NULL },
+		{ "provider=tokyo", NULL },
+	};
+	struct pb_buf	req, exp;
+	struct run	r;
+	size_t		i;
+
+	pb_buf_init(&req, 0);
+	pb_buf_init(&exp, 0);
+	for (i = 0; i < sizeof(in) / sizeof(in[0]); i++) {
+		tb_series(&req, good);
+		tb_series(&exp, good);
+		tb_series(&req, in[i]);
+		tb_series(&exp, want[i]);
+	}
+	tb_series(&req, good);
+	tb_series(&exp, good);
+	run_v1(&req, MISMATCH_REWRITE, &r);
+	assert_int_equal(r.rc, LABELS_REWRITE);
+	assert_int_equal(r.st.series, 2 * i + 1);
+	assert_int_equal(r.st.rewritten, i);
+	assert_int_equal(r.out.len, exp.len);
+	assert_memory_equal(r.out.data, exp.data, exp.len);
+	pb_buf_free(&r.out);
+	pb_buf_free(&req);
+	pb_buf_free(&exp);
+}
+
 static void
 test_empty_value_counts_as_missing(void **state)
 {
@@ -720,6 +770,7 @@ main(void)
 		cmocka_unit_test(test_metadata_only_passes),
 		cmocka_unit_test(test_label_slow_path),
 		cmocka_unit_test(test_malformed_v1),
+		cmocka_unit_test(test_rewrite_bytes_exact),
 		cmocka_unit_test(test_v2_check_and_rewrite),
 		cmocka_unit_test(test_v2_appends_symbols),
 		cmocka_unit_test(test_v2_malformed),
