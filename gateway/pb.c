@@ -262,6 +262,57 @@ pb_put_bytes(struct pb_buf *b, uint32_t num, const void *p, size_t n)
 	pb_put_raw(b, p, n);
 }
 
+int
+pb_index(const uint8_t *buf, size_t len, uint32_t num, uint32_t **offs,
+    size_t *n, const char **errstr)
+{
+	struct pb_reader	r;
+	struct pb_field		f;
+	size_t			count = 0;
+	int			rc;
+
+	*offs = NULL;
+	*n = 0;
+	if (len > UINT32_MAX || num >= 16) {
+		*errstr = len > UINT32_MAX ? "message over 4 GiB" :
+		    "field number needs a longer tag";
+		return -1;
+	}
+	pb_reader_init(&r, buf, len);
+	while ((rc = pb_next(&r, &f, errstr)) == 1) {
+		if (f.num != num)
+			continue;
+		if (f.wt != PB_LEN) {
+			*errstr = "wrong wire type for an indexed field";
+			return -1;
+		}
+		count++;
+	}
+	if (rc == -1 || count == 0)
+		return rc;
+	if ((*offs = calloc(count, sizeof(**offs))) == NULL) {
+		*errstr = "out of memory";
+		return -1;
+	}
+	pb_reader_init(&r, buf, len);
+	while (pb_next(&r, &f, errstr) == 1)
+		if (f.num == num)	/* the one-byte tag, then the length */
+			(*offs)[(*n)++] = (uint32_t)(f.start + 1 - buf);
+	return 0;
+}
+
+void
+pb_indexed(const uint8_t *buf, uint32_t off, const uint8_t **p, size_t *n)
+{
+	static const uint8_t	 none[1];
+	const uint8_t		*q = buf + off;
+	uint64_t		 v = 0;
+
+	(void)pb_varint(&q, q + 10, &v);
+	*p = v > 0 ? q : none;
+	*n = (size_t)v;
+}
+
 size_t
 pb_size_except(const uint8_t *buf, size_t len, uint32_t skip)
 {

@@ -66,6 +66,20 @@ size_t	pb_varint_size(uint64_t v);
  */
 size_t	pb_size_except(const uint8_t *buf, size_t len, uint32_t skip);
 
+/*
+ * Random access to the length-delimited fields numbered `num` (< 16: a
+ * one-byte tag) of a message under 4 GiB — remote write 2.0's symbols table:
+ * one 4-byte offset per field, so the index costs at most twice the message.
+ * *offs is malloc'd (NULL when there is none; caller frees).  0, or -1 with
+ * *errstr (malformed, another wire type, too large, out of memory).
+ */
+int	pb_index(const uint8_t *buf, size_t len, uint32_t num, uint32_t **offs,
+	    size_t *n, const char **errstr);
+
+/* The bytes of the field pb_index() put at `off`; *p is never NULL. */
+void	pb_indexed(const uint8_t *buf, uint32_t off, const uint8_t **p,
+	    size_t *n);
+
 struct pb_buf {
 	uint8_t	*data;
 	size_t	 len;

@@ -442,49 +442,18 @@ static const struct rw_version rw_v1 = {
 static int
 v2_symbols(struct scan *s, const uint8_t *buf, size_t len)
 {
-	struct pb_reader	r;
-	struct pb_field		f;
-	size_t			n = 0;
-	int			rc;
-
-	if (len > UINT32_MAX) {
-		s->errstr = "a 2.0 request over 4 GiB";
-		return -1;
-	}
-	pb_reader_init(&r, buf, len);
-	while ((rc = pb_next(&r, &f, &s->errstr)) == 1)
-		if (f.num == V2_SYMBOLS)
-			n++;
-	if (rc == -1 || n == 0)
-		return rc;
-	if ((s->syms = calloc(n, sizeof(*s->syms))) == NULL) {
-		s->errstr = "out of memory";
-		return -1;
-	}
 	s->body = buf;
-	pb_reader_init(&r, buf, len);
-	while (pb_next(&r, &f, &s->errstr) == 1) {
-		if (f.num != V2_SYMBOLS)
-			continue;
-		if (f.wt != PB_LEN) {
-			s->errstr = "wrong wire type for symbols";
-			return -1;
-		}
-		/* the tag of field 4 is one byte: the length follows it */
-		s->syms[s->nsyms++] = (uint32_t)(f.start + 1 - buf);
-	}
-	return 0;
+	return pb_index(buf, len, V2_SYMBOLS, &s->syms, &s->nsyms, &s->errstr);
 }
 
-/* Symbol `ref` (< nsyms) as a view; its length was read once by pb_next. */
+/* Symbol `ref` (< nsyms) as a view. */
 static struct symbol
 v2_symbol(const struct scan *s, uint32_t ref)
 {
-	const uint8_t	*p = s->body + s->syms[ref];
-	uint64_t	 n = 0;
+	struct symbol	sym;
 
-	(void)pb_varint(&p, p + 10, &n);
-	return (struct symbol){ p, (size_t)n };
+	pb_indexed(s->body, s->syms[ref], &sym.p, &sym.n);
+	return sym;
 }
 
 /*

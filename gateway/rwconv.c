@@ -113,47 +113,40 @@ room(struct conv *c, const struct pb_buf *b, size_t n)
 	return 0;
 }
 
+/*
+ * The symbols table; 2.0 reserves fields 1-3, which a 1.0 receiver would
+ * read as 1.0 series: refused, as promrw's check does.
+ */
 static int
 symbols(struct conv *c, const uint8_t *buf, size_t len)
 {
 	struct pb_reader	r;
 	struct pb_field		f;
-	size_t			n = 0;
 	int			rc;
 
-	if (len > UINT32_MAX)
-		return fail(c, RWCONV_MALFORMED, "a 2.0 request over 4 GiB");
 	pb_reader_init(&r, buf, len);
-	while ((rc = pb_next(&r, &f, &c->errstr)) == 1) {
+	while ((rc = pb_next(&r, &f, &c->errstr)) == 1)
 		if (f.num >= 1 && f.num <= 3)
 			return fail(c, RWCONV_MALFORMED,
 			    "2.0 request with reserved field 1-3");
-		if (f.num == V2_SYMBOLS && f.wt != PB_LEN)
-			return fail(c, RWCONV_MALFORMED,
-			    "wrong wire type for symbols");
-		n += f.num == V2_SYMBOLS;
-	}
 	if (rc == -1)
 		return fail(c, RWCONV_MALFORMED, c->errstr);
-	if (n == 0)
-		return 0;
-	if ((c->syms = calloc(n, sizeof(*c->syms))) == NULL)
-		return fail(c, RWCONV_NOMEM, "out of memory");
-	pb_reader_init(&r, buf, len);
-	while (pb_next(&r, &f, &c->errstr) == 1)
-		if (f.num == V2_SYMBOLS)	/* one-byte tag, then the length */
-			c->syms[c->nsyms++] = (uint32_t)(f.start + 1 - buf);
+	if (pb_index(buf, len, V2_SYMBOLS, &c->syms, &c->nsyms,
+	    &c->errstr) == -1)
+		return fail(c, c->nsyms == 0 && strcmp(c->errstr,
+		    "out of memory") == 0 ? RWCONV_NOMEM : RWCONV_MALFORMED,
+		    c->errstr);
+	c->body = buf;
 	return 0;
 }
 
 static struct view
 symbol(const struct conv *c, uint32_t ref)
 {
-	const uint8_t	*p = c->body + c->syms[ref];
-	uint64_t	 n = 0;
+	struct view	v;
 
-	(void)pb_varint(&p, p + 10, &n);
-	return (struct view){ n > 0 ? p : empty, (size_t)n };
+	pb_indexed(c->body, c->syms[ref], &v.p, &v.n);
+	return v;
 }
 
 static int

@@ -248,10 +248,46 @@ test_put_except_copies_the_rest(void **state)
 	pb_buf_free(&b);
 }
 
+/* pb_index: random access to one repeated field, other fields skipped. */
+static void
+test_index(void **state)
+{
+	struct pb_buf	 b;
+	uint32_t	*offs;
+	size_t		 n;
+	const uint8_t	*p;
+	size_t		 plen;
+	const char	*errstr = NULL;
+
+	pb_buf_init(&b, 0);
+	pb_put_bytes(&b, 4, "", 0);
+	pb_put_tag(&b, 5, PB_VARINT);
+	pb_put_varint(&b, 300);
+	pb_put_bytes(&b, 4, "provider", 8);
+	pb_put_bytes(&b, 6, "x", 1);
+	assert_int_equal(pb_index(b.data, b.len, 4, &offs, &n, &errstr), 0);
+	assert_int_equal(n, 2);
+	pb_indexed(b.data, offs[0], &p, &plen);
+	assert_non_null(p);
+	assert_int_equal(plen, 0);
+	pb_indexed(b.data, offs[1], &p, &plen);
+	assert_int_equal(plen, 8);
+	assert_memory_equal(p, "provider", 8);
+	free(offs);
+	assert_int_equal(pb_index(b.data, b.len, 7, &offs, &n, &errstr), 0);
+	assert_null(offs);
+	assert_int_equal(n, 0);
+	/* the indexed number with another wire type */
+	assert_int_equal(pb_index(b.data, b.len, 5, &offs, &n, &errstr), -1);
+	assert_string_equal(errstr, "wrong wire type for an indexed field");
+	pb_buf_free(&b);
+}
+
 int
 main(void)
 {
 	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_index),
 		cmocka_unit_test(test_varint_table),
 		cmocka_unit_test(test_varint_size_and_roundtrip),
 		cmocka_unit_test(test_next_every_wire_type),
