@@ -381,7 +381,8 @@ start_prometheus_at() {
 }
 
 # series_samples HOST:PORT T0 T1 [MATCH]: one line per series of the site's
-# own scrape ({job="site"}), "labels count" with the raw samples in (T0, T1],
+# own scrape ({job="site"}), "labels count" with the raw samples (floats and
+# native histograms) in (T0, T1],
 # the provider label left out (the sender's TSDB does not hold it, the
 # receivers do), sorted.
 series_samples() {
@@ -389,7 +390,7 @@ series_samples() {
 	    --data-urlencode "query={job=\"site\"${4:-}}[$(( $3 - $2 ))s] @ $3" |
 	    jq -r '.data.result[] | (.metric | del(.provider) | to_entries |
 		sort_by(.key) | map("\(.key)=\(.value)") | join(",")) +
-		" " + (.values | length | tostring)' | sort
+		" " + ((.values // []) + (.histograms // []) | length | tostring)' | sort
 }
 # sum_samples: the total of series_samples' counts on stdin.
 sum_samples() { awk '{ s += $NF } END { print s + 0 }'; }
@@ -432,4 +433,42 @@ netns_link() {
 	ip link add "$2" netns "$1" type veth peer name "$5" netns "$4" &&
 	ip -n "$1" addr add "$3" dev "$2" && ip -n "$4" addr add "$6" dev "$5" &&
 	ip -n "$1" link set "$2" up && ip -n "$4" link set "$5" up
+}
+
+# ---- remote write 2.0 peers ---------------------------------------------------
+# prometheus3_bin: Prometheus 3.5 (a remote write 2.0 sender and receiver),
+# fetched from Debian sid by deps/prometheus3.sh on first use; "" if that
+# failed (the script says why on stderr).
+prometheus3_bin() { "$T_ROOT/deps/prometheus3.sh"; }
+
+# start_prometheus_with NAME PORT CONFIG BINARY [FLAGS...]: start_prometheus_at
+# on 127.0.0.1 with another binary and extra flags (a wrapper that execs, so
+# PROM_PID is the Prometheus itself).
+start_prometheus_with() {
+	local name=$1 port=$2 cfg=$3 bin=$4 f; shift 4
+	mkdir -p "$T_TMP/$name.bin"
+	{
+		echo '#!/bin/sh'
+		printf 'exec %q' "$bin"
+		for f in "$@"; do printf ' %q' "$f"; done
+		echo ' "$@"'
+	} > "$T_TMP/$name.bin/prometheus"
+	chmod +x "$T_TMP/$name.bin/prometheus"
+	start_prometheus_at "$name" 127.0.0.1 "$port" "$cfg" env PATH="$T_TMP/$name.bin:$PATH"
+}
+
+# rw2_site_config FILE SELF_PORT PROVIDER: site_prometheus_config sending
+# remote write 2.0 (Prometheus >= 3.0) with the native histograms it holds
+# (off by default), with PROVIDER as external label.
+rw2_site_config() {
+	site_prometheus_config "$1" "$2" 1s
+	sed -i "s/external_labels: { provider: tokyo }/external_labels: { provider: $3 }/" "$1"
+	printf '    protobuf_message: io.prometheus.write.v2.Request\n    send_native_histograms: true\n' >> "$1"
+}
+
+# prom_counter HOST:PORT REGEX: the sum of a Prometheus' own metrics whose
+# name (with labels) matches REGEX.
+prom_counter() {
+	curl -s --max-time 10 "http://$1/metrics" |
+	    awk -v r="$2" '$1 ~ r { s += $2 } END { printf "%d\n", s }'
 }
