@@ -1123,7 +1123,7 @@ accept_cb(struct evconnlistener *lev, evutil_socket_t fd, struct sockaddr *sa,
 {
 	struct http_server *hs = arg;
 	const char *labels = hs->hooks.metric_labels ? hs->hooks.metric_labels : "";
-	struct http_limits lim;
+	struct http_limits lim = { 0 };	/* a hook sets only what it knows */
 	size_t n;
 
 	hs->hooks.limits(hs->arg, &lim);

@@ -181,6 +181,9 @@ convert(const uint8_t *buf, size_t len)
 	    codec_snappy_encode(symtab.data, symtab.len, &out, &outlen) != CODEC_OK)
 		die("out of memory");
 	fwrite(out, 1, outlen, stdout);
+	free(out);
+	pb_buf_free(&body);
+	pb_buf_free(&symtab);
 }
 
 struct lab {
