@@ -699,21 +699,20 @@ verify_full(struct access *a, const struct access_conf *conf, struct keyset *ks,
 
 static enum access_result
 verify(struct access *a, const struct access_conf *conf, struct keyset *ks,
-    const char *token, time_t now, struct access_identity *id,
+    const char *token, size_t len, time_t now, struct access_identity *id,
     const char **reason)
 {
 	unsigned char signed_[32];
 	struct cache_key k;
 	enum access_result r;
 	struct jws j;
-	size_t len;
 
 	*reason = NULL;
 	if (token == NULL) {
 		*reason = "no token";
 		return ACCESS_NO_TOKEN;
 	}
-	if ((len = strnlen(token, ACCESS_MAX_TOKEN + 1)) > ACCESS_MAX_TOKEN) {
+	if (len > ACCESS_MAX_TOKEN) {
 		*reason = "too large";
 		return ACCESS_DENIED;
 	}
@@ -744,7 +743,16 @@ access_verify(struct access *a, const struct access_conf *conf,
     struct keyset *ks, const char *token, time_t now,
     struct access_identity *id, const char **reason)
 {
-	enum access_result r = verify(a, conf, ks, token, now, id, reason);
+	return access_verify_n(a, conf, ks, token,
+	    token != NULL ? strnlen(token, ACCESS_MAX_TOKEN + 1) : 0, now, id, reason);
+}
+
+enum access_result
+access_verify_n(struct access *a, const struct access_conf *conf,
+    struct keyset *ks, const char *token, size_t len, time_t now,
+    struct access_identity *id, const char **reason)
+{
+	enum access_result r = verify(a, conf, ks, token, len, now, id, reason);
 	char labels[64];
 
 	if (r != ACCESS_OK) {

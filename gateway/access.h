@@ -57,6 +57,11 @@ void		 access_free(struct access *a);
 enum access_result access_verify(struct access *a, const struct access_conf *conf,
     struct keyset *ks, const char *token, time_t now,
     struct access_identity *id, const char **reason);
+/* The same with the token's length known (the header's, from the head
+ * parse): token[0..len), no strlen. */
+enum access_result access_verify_n(struct access *a, const struct access_conf *conf,
+    struct keyset *ks, const char *token, size_t len, time_t now,
+    struct access_identity *id, const char **reason);
 
 /* HTTP status for a result: 0, 401, 403 or 503. */
 int	access_status(enum access_result r);
