@@ -12,10 +12,14 @@
 #include <jansson.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
+#include <openssl/rsa.h>
 
 #include "metrics.h"
 
 #define CACHE_WAYS		4		/* entries per set; evict the soonest to expire */
+#define VERIFIERS		8		/* RSA verify contexts kept for reuse */
+#define HEADERS			4		/* accepted JOSE header segments remembered */
+#define HEADER_MAX		256		/* bytes of a remembered header segment */
 #define ACCESS_MAX_LEEWAY	(7LL * 86400)	/* bounds exp + leeway arithmetic */
 
 struct cache_entry {
@@ -32,9 +36,29 @@ struct cache_set {
 	struct cache_entry	e[CACHE_WAYS];
 };
 
+/* An RSA verify context set up for one key (it holds a reference to it, so
+ * the key's address cannot be reused while the context is kept). */
+struct verifier {
+	EVP_PKEY	*pkey;
+	EVP_PKEY_CTX	*ctx;
+};
+
+/* A JOSE header segment check_header() accepted, and the kid it read. */
+struct header_memo {
+	size_t	len;
+	char	seg[HEADER_MAX];
+	char	kid[KEYSET_MAX_KID + 1];	/* longer kids are not in a key set */
+};
+
 struct access {
 	size_t			 nsets;
 	struct cache_set	*sets;
+	EVP_MD			*sha256;	/* fetched once, not per digest */
+	pthread_mutex_t		 mu;		/* verifiers and headers */
+	struct verifier		 verifiers[VERIFIERS];
+	size_t			 nverifiers;
+	struct header_memo	 headers[HEADERS];
+	size_t			 nheaders, next_header;
 };
 
 /* What a lookup or insert is keyed on. */
@@ -44,10 +68,14 @@ struct cache_key {
 	unsigned long	generation;
 };
 
-/* The three segments of a compact JWS, as views into the token. */
+/* The three segments of a compact JWS, as views into the token, and each
+ * one decoded into buf (dec[i], dlen[i]): every segment is decoded once. */
 struct jws {
-	const char	*seg[3];
-	size_t		 len[3];
+	const char		*seg[3];
+	size_t			 len[3];
+	const unsigned char	*dec[3];
+	size_t			 dlen[3];
+	unsigned char		 buf[ACCESS_MAX_TOKEN];
 };
 
 struct access *
@@ -62,8 +90,14 @@ access_new(size_t cache_entries)
 		free(a);
 		return NULL;
 	}
+	if ((a->sha256 = EVP_MD_fetch(NULL, "SHA256", NULL)) == NULL) {
+		free(a->sets);
+		free(a);
+		return NULL;
+	}
 	for (size_t i = 0; i < a->nsets; i++)
 		pthread_mutex_init(&a->sets[i].mu, NULL);
+	pthread_mutex_init(&a->mu, NULL);
 	return a;
 }
 
@@ -74,6 +108,10 @@ access_free(struct access *a)
 		return;
 	for (size_t i = 0; i < a->nsets; i++)
 		pthread_mutex_destroy(&a->sets[i].mu);
+	for (size_t i = 0; i < a->nverifiers; i++)
+		EVP_PKEY_CTX_free(a->verifiers[i].ctx);
+	pthread_mutex_destroy(&a->mu);
+	EVP_MD_free(a->sha256);
 	free(a->sets);
 	free(a);
 }
@@ -124,13 +162,35 @@ conf_fingerprint(const struct access_conf *conf)
 	return fnv1a(h, &leeway, sizeof(leeway));
 }
 
+/*
+ * One SHA-256 pass over the token gives both digests a new token needs: the
+ * cache key (the whole token) and, from a copy of the state taken after
+ * "header.payload", the RS256 signing input's digest (signed[]).
+ */
 static int
+token_digests(struct access *a, const struct jws *j, unsigned char *whole,
+    unsigned char *signed_)
+{
+	EVP_MD_CTX *c = EVP_MD_CTX_new(), *s = EVP_MD_CTX_new();
+	size_t in = j->len[0] + 1 + j->len[1];
+	int ok;
+
+	ok = c != NULL && s != NULL && EVP_DigestInit_ex(c, a->sha256, NULL) == 1 &&
+	    EVP_DigestUpdate(c, j->seg[0], in) == 1 && EVP_MD_CTX_copy_ex(s, c) == 1 &&
+	    EVP_DigestUpdate(c, j->seg[0] + in, 1 + j->len[2]) == 1 &&
+	    EVP_DigestFinal_ex(c, whole, NULL) == 1 &&
+	    EVP_DigestFinal_ex(s, signed_, NULL) == 1;
+	EVP_MD_CTX_free(c);
+	EVP_MD_CTX_free(s);
+	return ok;
+}
+
+static void
 cache_key_init(struct cache_key *k, const struct access_conf *conf,
-    const struct keyset *ks, const char *token, size_t len)
+    const struct keyset *ks)
 {
 	k->conf_fp = conf_fingerprint(conf);
 	k->generation = keyset_generation(ks);
-	return EVP_Digest(token, len, k->hash, NULL, EVP_sha256(), NULL) == 1;
 }
 
 static struct cache_set *
@@ -232,20 +292,30 @@ jws_split(const char *token, size_t len, struct jws *j)
 }
 
 /*
- * Splits the token and refuses any part that is not canonical base64url
- * (keyset_b64url_decode: url-safe alphabet only, no '=', no 4n+1 length, zero
- * spare bits), so that one token has one spelling: otherwise a signature has
- * up to 16 spellings that all verify, each a cache miss and an RSA verify.
- * Cheap, so it runs before the cache lookup.  NULL or the reason.
+ * Splits the token and decodes its three parts, refusing any that is not
+ * canonical base64url (keyset_b64url_decode: url-safe alphabet only, no '=',
+ * no 4n+1 length, zero spare bits), so that one token has one spelling:
+ * otherwise a signature has up to 16 spellings that all verify, each a cache
+ * miss and an RSA verify.  Cheap, so it runs before the cache lookup; the
+ * decoded parts serve the checks after a miss.  NULL or the reason.
  */
 static const char *
 jws_parse(const char *token, size_t len, struct jws *j)
 {
+	size_t used = 0;
+	long n;
+
 	if (jws_split(token, len, j) < 0)
 		return "malformed";
-	for (int i = 0; i < 3; i++)
-		if (keyset_b64url_decode(j->seg[i], j->len[i], NULL, 0) < 0)
+	/* 3 bytes per 4 characters: all three fit in buf (len <= its size) */
+	for (int i = 0; i < 3; i++) {
+		if ((n = keyset_b64url_decode(j->seg[i], j->len[i], j->buf + used,
+		    sizeof(j->buf) - used)) < 0)
 			return "bad base64url";
+		j->dec[i] = j->buf + used;
+		j->dlen[i] = (size_t)n;
+		used += (size_t)n;
+	}
 	return NULL;
 }
 
@@ -288,7 +358,7 @@ has_case_twin(json_t *obj, const char *const *names)
 }
 
 /*
- * Base64url-decodes one segment and parses it as a JSON object.  A member
+ * Parses one decoded segment as a JSON object.  A member
  * named twice is refused, so no other verifier can read the other copy:
  * jansson by default keeps the last (parse_object in jansson's load.c sets
  * each key with json_object_set_nocheck, which replaces), libjwt 1.10 parses
@@ -299,18 +369,14 @@ has_case_twin(json_t *obj, const char *const *names)
  * NULL with *why set when refused.
  */
 static json_t *
-segment_json(const char *seg, size_t len, const char *const *names,
+segment_json(const unsigned char *seg, size_t len, const char *const *names,
     const char **why)
 {
-	unsigned char buf[ACCESS_MAX_TOKEN];
 	json_error_t jerr;
 	json_t *v;
-	long n;
 
 	*why = "malformed";
-	if ((n = keyset_b64url_decode(seg, len, buf, sizeof(buf))) < 0)
-		return NULL;
-	v = json_loadb((const char *)buf, (size_t)n, JSON_REJECT_DUPLICATES, &jerr);
+	v = json_loadb((const char *)seg, len, JSON_REJECT_DUPLICATES, &jerr);
 	if (v == NULL) {
 		if (json_error_code(&jerr) == json_error_duplicate_key)
 			*why = "duplicate member";
@@ -369,7 +435,7 @@ check_header(const struct jws *j, char *kid, size_t kidsz)
 {
 	static const char *const names[] = { "alg", "kid", "typ", "crit", NULL };
 	const char *why;
-	json_t *hdr = segment_json(j->seg[0], j->len[0], names, &why), *alg;
+	json_t *hdr = segment_json(j->dec[0], j->dlen[0], names, &why), *alg;
 
 	if (hdr == NULL)
 		return why;
@@ -470,7 +536,7 @@ check_claims(const struct access_conf *conf, const struct jws *j, time_t now,
 	static const char *const names[] = { "iss", "aud", "exp", "nbf", "iat",
 	    "email", "common_name", NULL };
 	const char *why;
-	json_t *claims = segment_json(j->seg[1], j->len[1], names, &why), *iss;
+	json_t *claims = segment_json(j->dec[1], j->dlen[1], names, &why), *iss;
 	long long exp;
 
 	if (claims == NULL)
@@ -489,46 +555,143 @@ check_claims(const struct access_conf *conf, const struct jws *j, time_t now,
 }
 
 /*
- * RSASSA-PKCS1-v1_5 with SHA-256 over "header.payload", with the key built
- * once when the key set was loaded.  (libjwt 1.10's jwt_decode takes a PEM
- * and parses it on every call: ~250 us, where the RSA verify costs ~17 us;
- * and it is the source of the algorithm-confusion pitfalls this avoids.)
+ * check_header() is a function of the header segment's bytes alone, and
+ * Access signs every token of a key with the same header: a segment seen on
+ * a token whose signature verified is taken, with its kid, without parsing
+ * it again.  Only signed headers are remembered, so unsigned junk cannot
+ * push Access's own out.  1 on a hit (kid filled).
  */
 static int
-signature_ok(EVP_PKEY *pkey, const struct jws *j)
+header_seen(struct access *a, const struct jws *j, char *kid, size_t kidsz)
 {
-	unsigned char sig[KEYSET_MAX_N_BYTES];
-	long n = keyset_b64url_decode(j->seg[2], j->len[2], sig, sizeof(sig));
-	EVP_MD_CTX *ctx;
+	int hit = 0;
+
+	pthread_mutex_lock(&a->mu);
+	for (size_t i = 0; i < a->nheaders && !hit; i++) {
+		const struct header_memo *m = &a->headers[i];
+
+		if (m->len == j->len[0] && memcmp(m->seg, j->seg[0], m->len) == 0) {
+			snprintf(kid, kidsz, "%s", m->kid);
+			hit = 1;
+		}
+	}
+	pthread_mutex_unlock(&a->mu);
+	return hit;
+}
+
+static void
+header_remember(struct access *a, const struct jws *j, const char *kid)
+{
+	struct header_memo *m;
+
+	if (j->len[0] > HEADER_MAX || strlen(kid) >= sizeof(m->kid))
+		return;
+	pthread_mutex_lock(&a->mu);
+	m = &a->headers[a->next_header];
+	a->next_header = (a->next_header + 1) % HEADERS;
+	if (a->nheaders < HEADERS)
+		a->nheaders++;
+	m->len = j->len[0];
+	memcpy(m->seg, j->seg[0], m->len);
+	memcpy(m->kid, kid, strlen(kid) + 1);
+	pthread_mutex_unlock(&a->mu);
+}
+
+/* A verify context for pkey, taken out of the pool (or made): RS256 is
+ * PKCS#1 v1.5 over a SHA-256 digest.  Setting one up costs about a tenth of
+ * the RSA operation itself.  NULL on allocation failure. */
+static EVP_PKEY_CTX *
+verifier_take(struct access *a, EVP_PKEY *pkey)
+{
+	EVP_PKEY_CTX *ctx = NULL;
+
+	pthread_mutex_lock(&a->mu);
+	for (size_t i = 0; i < a->nverifiers && ctx == NULL; i++)
+		if (a->verifiers[i].pkey == pkey) {
+			ctx = a->verifiers[i].ctx;
+			a->verifiers[i] = a->verifiers[--a->nverifiers];
+		}
+	pthread_mutex_unlock(&a->mu);
+	if (ctx != NULL)
+		return ctx;
+	if ((ctx = EVP_PKEY_CTX_new_from_pkey(NULL, pkey, NULL)) == NULL)
+		return NULL;
+	if (EVP_PKEY_verify_init(ctx) != 1 ||
+	    EVP_PKEY_CTX_set_rsa_padding(ctx, RSA_PKCS1_PADDING) != 1 ||
+	    EVP_PKEY_CTX_set_signature_md(ctx, a->sha256) != 1) {
+		EVP_PKEY_CTX_free(ctx);
+		return NULL;
+	}
+	return ctx;
+}
+
+/* Back into the pool; when it is full, in place of a context of another key
+ * (one of an older key set), else freed. */
+static void
+verifier_put(struct access *a, EVP_PKEY *pkey, EVP_PKEY_CTX *ctx)
+{
+	struct verifier *v = NULL;
+
+	pthread_mutex_lock(&a->mu);
+	if (a->nverifiers < VERIFIERS)
+		v = &a->verifiers[a->nverifiers++];
+	for (size_t i = 0; i < a->nverifiers && v == NULL; i++)
+		if (a->verifiers[i].pkey != pkey) {
+			v = &a->verifiers[i];
+			EVP_PKEY_CTX_free(v->ctx);
+		}
+	if (v != NULL) {
+		v->pkey = pkey;
+		v->ctx = ctx;
+	}
+	pthread_mutex_unlock(&a->mu);
+	if (v == NULL)
+		EVP_PKEY_CTX_free(ctx);
+}
+
+/*
+ * RSASSA-PKCS1-v1_5 with SHA-256 over "header.payload" (its digest: signed_),
+ * with the key built once when the key set was loaded.  (libjwt 1.10's
+ * jwt_decode takes a PEM and parses it on every call: ~250 us, where the RSA
+ * verify costs ~17 us; and it is the source of the algorithm-confusion
+ * pitfalls this avoids.)
+ */
+static int
+signature_ok(struct access *a, EVP_PKEY *pkey, const struct jws *j,
+    const unsigned char *signed_)
+{
+	EVP_PKEY_CTX *ctx;
 	int ok;
 
-	if (n <= 0 || (ctx = EVP_MD_CTX_new()) == NULL)
+	if (j->dlen[2] == 0 || (ctx = verifier_take(a, pkey)) == NULL)
 		return 0;
-	ok = EVP_DigestVerifyInit(ctx, NULL, EVP_sha256(), NULL, pkey) == 1 &&
-	    EVP_DigestVerify(ctx, sig, (size_t)n, (const unsigned char *)j->seg[0],
-	    j->len[0] + 1 + j->len[1]) == 1;
-	EVP_MD_CTX_free(ctx);
+	ok = EVP_PKEY_verify(ctx, j->dec[2], j->dlen[2], signed_, 32) == 1;
+	verifier_put(a, pkey, ctx);
 	return ok;
 }
 
 static enum access_result
-verify_full(const struct access_conf *conf, struct keyset *ks,
-    const struct jws *j, time_t now, struct access_identity *id,
-    const char **reason)
+verify_full(struct access *a, const struct access_conf *conf, struct keyset *ks,
+    const struct jws *j, const unsigned char *signed_, time_t now,
+    struct access_identity *id, const char **reason)
 {
 	EVP_PKEY *pkey;
+	int seen;
 
 	memset(id, 0, sizeof(*id));
-	if ((*reason = check_header(j, id->kid, sizeof(id->kid))) != NULL)
+	if (!(seen = header_seen(a, j, id->kid, sizeof(id->kid))) &&
+	    (*reason = check_header(j, id->kid, sizeof(id->kid))) != NULL)
 		return ACCESS_DENIED;
 	if ((pkey = keyset_key(ks, id->kid)) == NULL) {
 		*reason = "unknown kid";
 		return ACCESS_UNKNOWN_KID;
 	}
-	if (!signature_ok(pkey, j)) {
+	if (!signature_ok(a, pkey, j, signed_)) {
 		*reason = "bad signature";
 		return ACCESS_DENIED;
 	}
+	if (!seen)
+		header_remember(a, j, id->kid);
 	if ((*reason = check_claims(conf, j, now, id)) != NULL)
 		return ACCESS_DENIED;
 	return ACCESS_OK;
@@ -536,20 +699,20 @@ verify_full(const struct access_conf *conf, struct keyset *ks,
 
 static enum access_result
 verify(struct access *a, const struct access_conf *conf, struct keyset *ks,
-    const char *token, time_t now, struct access_identity *id,
+    const char *token, size_t len, time_t now, struct access_identity *id,
     const char **reason)
 {
+	unsigned char signed_[32];
 	struct cache_key k;
 	enum access_result r;
 	struct jws j;
-	size_t len;
 
 	*reason = NULL;
 	if (token == NULL) {
 		*reason = "no token";
 		return ACCESS_NO_TOKEN;
 	}
-	if ((len = strnlen(token, ACCESS_MAX_TOKEN + 1)) > ACCESS_MAX_TOKEN) {
+	if (len > ACCESS_MAX_TOKEN) {
 		*reason = "too large";
 		return ACCESS_DENIED;
 	}
@@ -559,14 +722,17 @@ verify(struct access *a, const struct access_conf *conf, struct keyset *ks,
 	}
 	if ((*reason = jws_parse(token, len, &j)) != NULL)
 		return ACCESS_DENIED;
-	if (!cache_key_init(&k, conf, ks, token, len))
-		return verify_full(conf, ks, &j, now, id, reason);
+	if (!token_digests(a, &j, k.hash, signed_)) {
+		*reason = "bad signature";	/* out of memory: verify nothing */
+		return ACCESS_DENIED;
+	}
+	cache_key_init(&k, conf, ks);
 	if (cache_lookup(a, &k, now, id)) {
 		metrics_counter_add("kakikomi_token_cache_hits_total", "", 1);
 		return ACCESS_OK;
 	}
 	metrics_counter_add("kakikomi_token_cache_misses_total", "", 1);
-	r = verify_full(conf, ks, &j, now, id, reason);
+	r = verify_full(a, conf, ks, &j, signed_, now, id, reason);
 	if (r == ACCESS_OK)
 		cache_insert(a, &k, now, (long long)id->exp + leeway_of(conf), id);
 	return r;
@@ -577,7 +743,16 @@ access_verify(struct access *a, const struct access_conf *conf,
     struct keyset *ks, const char *token, time_t now,
     struct access_identity *id, const char **reason)
 {
-	enum access_result r = verify(a, conf, ks, token, now, id, reason);
+	return access_verify_n(a, conf, ks, token,
+	    token != NULL ? strnlen(token, ACCESS_MAX_TOKEN + 1) : 0, now, id, reason);
+}
+
+enum access_result
+access_verify_n(struct access *a, const struct access_conf *conf,
+    struct keyset *ks, const char *token, size_t len, time_t now,
+    struct access_identity *id, const char **reason)
+{
+	enum access_result r = verify(a, conf, ks, token, len, now, id, reason);
 	char labels[64];
 
 	if (r != ACCESS_OK) {

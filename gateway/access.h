@@ -12,7 +12,10 @@
  * is refused: another verifier could read the other copy.  Verified tokens
  * are cached, keyed by SHA-256 of the whole token, until their exp; a hit
  * costs no RSA work and no JSON parsing.  The cache is bounded and flushed
- * when the key set changes.  Thread-safe.
+ * when the key set changes.  A miss decodes each part once, hashes the token
+ * once (cache key and signing digest), reuses pooled RSA verify contexts and
+ * skips the parse of a header segment whose signature verified before.
+ * Thread-safe.
  * Pure: no event loop; the caller supplies the key set and the clock.
  */
 #ifndef KAKIKOMI_ACCESS_H
@@ -56,6 +59,11 @@ void		 access_free(struct access *a);
  */
 enum access_result access_verify(struct access *a, const struct access_conf *conf,
     struct keyset *ks, const char *token, time_t now,
+    struct access_identity *id, const char **reason);
+/* The same with the token's length known (the header's, from the head
+ * parse): token[0..len), no strlen. */
+enum access_result access_verify_n(struct access *a, const struct access_conf *conf,
+    struct keyset *ks, const char *token, size_t len, time_t now,
     struct access_identity *id, const char **reason);
 
 /* HTTP status for a result: 0, 401, 403 or 503. */

@@ -44,11 +44,15 @@ is_vchar(unsigned char c)
 }
 
 static int
+str_ieqn(struct http_str s, const char *lit, size_t n)
+{
+	return s.len == n && strncasecmp(s.p, lit, n) == 0;
+}
+
+static int
 str_ieq(struct http_str s, const char *lit)
 {
-	size_t n = strlen(lit);
-
-	return s.len == n && strncasecmp(s.p, lit, n) == 0;
+	return str_ieqn(s, lit, strlen(lit));
 }
 
 /*
@@ -246,8 +250,10 @@ http_parse_head(const char *buf, size_t len, struct http_head *out, const char *
 const struct http_str *
 http_head_find(const struct http_head *h, const char *name)
 {
+	size_t n = strlen(name);
+
 	for (size_t i = 0; i < h->nheaders; i++)
-		if (str_ieq(h->headers[i].name, name))
+		if (str_ieqn(h->headers[i].name, name, n))
 			return &h->headers[i].value;
 	return NULL;
 }
@@ -499,8 +505,8 @@ enum conn_state {
 	C_IDLE,		/* kept alive, waiting for the next request's first byte */
 	C_HEAD,		/* reading a request head */
 	C_BODY,		/* reading an admitted request's body */
-	C_PENDING,	/* the owner has the request; not reading */
-	C_WRITING,	/* sending the answer */
+	C_PENDING,	/* the owner has the request; input waits unread */
+	C_WRITING,	/* sending the answer (or sent: the timer is active) */
 	C_LINGER,	/* answer sent, write side shut: discarding until EOF */
 };
 
@@ -526,6 +532,7 @@ struct http_server {
 	int			 draining;
 	TAILQ_HEAD(, http_conn)	 all;
 	struct http_head	 scratch;	/* read_head's parse, before a request exists */
+	struct evbuffer		*answer;	/* http_reply's, before it is written */
 };
 
 struct http_request {
@@ -679,6 +686,11 @@ body_watch(struct http_conn *c)
 	conn_fail(c, 408, reason);
 }
 
+/*
+ * Reading stays enabled while the request is pending (switching it off and
+ * on costs two epoll_ctl per request): what arrives meanwhile waits unread
+ * in the input, bounded by its high watermark, until the answer is out.
+ */
 static void
 body_complete(struct http_conn *c)
 {
@@ -687,7 +699,6 @@ body_complete(struct http_conn *c)
 	c->state = C_PENDING;
 	c->req->body_done = 1;
 	conn_deadline(c, 0);
-	bufferevent_disable(c->bev, EV_READ);
 	hs->hooks.body(c->req, hs->arg);
 }
 
@@ -953,12 +964,10 @@ read_cb(struct bufferevent *bev, void *arg)
 
 /* The answer is out: close (after lingering), or wait for the next request. */
 static void
-write_cb(struct bufferevent *bev, void *arg)
+answer_sent(struct http_conn *c)
 {
-	struct http_conn *c = arg;
+	struct bufferevent *bev = c->bev;
 
-	if (c->state != C_WRITING)
-		return;
 	if (c->close || c->hs->draining) {
 		/* Shut our side, read and discard what the client still sends:
 		 * closing with unread bytes would reset the connection and could
@@ -977,10 +986,30 @@ write_cb(struct bufferevent *bev, void *arg)
 }
 
 static void
+write_cb(struct bufferevent *bev, void *arg)
+{
+	struct http_conn *c = arg;
+
+	if (c->state == C_WRITING)
+		answer_sent(c);
+}
+
+/*
+ * A client that shuts its side after a request still gets the answer:
+ * libevent stops reading at EOF, and write_cb's enable reads it again once
+ * the answer is out.  An error ends the connection at once; a pending
+ * request stays with its owner.
+ */
+static void
 event_cb(struct bufferevent *bev, short what, void *arg)
 {
+	struct http_conn *c = arg;
+
+	if ((what & BEV_EVENT_EOF) && !(what & BEV_EVENT_ERROR) &&
+	    (c->state == C_PENDING || c->state == C_WRITING))
+		return;
 	if (what & (BEV_EVENT_EOF | BEV_EVENT_ERROR))
-		conn_gone(arg);
+		conn_gone(c);
 }
 
 static void
@@ -998,9 +1027,16 @@ timer_cb(evutil_socket_t fd, short what, void *arg)
 	case C_BODY:
 		body_watch(c);
 		return;
+	case C_WRITING:
+		/* http_reply wrote it all at once, or the client did not read
+		 * it within body_timeout */
+		if (evbuffer_get_length(bufferevent_get_output(c->bev)) == 0) {
+			answer_sent(c);
+			return;
+		}
+		break;
 	case C_IDLE:
 	case C_PENDING:
-	case C_WRITING:
 	case C_LINGER:
 		break;
 	}
@@ -1024,6 +1060,37 @@ answer_head(struct evbuffer *out, int status, const char *phrase,
 			evbuffer_add_printf(out, "%s: %s\r\n", fields[i].name, fields[i].value);
 }
 
+/*
+ * The answer goes to the socket at once when nothing is queued before it:
+ * handing it to the bufferevent would switch its write event on and off
+ * (two epoll_ctl) for the few hundred bytes the socket takes anyway.  What
+ * the socket does not take is left to the bufferevent; when it took it all,
+ * the connection's timer runs answer_sent() from the event loop, never from
+ * within the owner's call.
+ */
+static void
+answer_send(struct http_conn *c)
+{
+	struct evbuffer *ans = c->hs->answer, *out = bufferevent_get_output(c->bev);
+
+	if (evbuffer_get_length(out) == 0)
+		(void)evbuffer_write(ans, bufferevent_getfd(c->bev));
+	c->state = C_WRITING;
+	if (evbuffer_get_length(ans) > 0 && evbuffer_add_buffer(out, ans) == 0) {
+		/* A client that does not read its answer gets body_timeout to do so. */
+		conn_deadline(c, c->lim.body_timeout_ms);
+		return;
+	}
+	/* The scratch buffer is empty for the next answer, whatever happened
+	 * (out is never frozen, so the move cannot fail: should it, close). */
+	if (evbuffer_get_length(ans) > 0) {
+		evbuffer_drain(ans, evbuffer_get_length(ans));
+		c->close = 1;
+	}
+	conn_deadline(c, 0);
+	event_active(c->timer, EV_TIMEOUT, 1);
+}
+
 void
 http_reply(struct http_request *req, int status, const char *phrase,
     const struct http_field *fields, size_t nfields, const void *body, size_t len)
@@ -1040,7 +1107,7 @@ http_reply(struct http_request *req, int status, const char *phrase,
 	if ((!req->body_done && (req->head.chunked || req->head.content_length > 0)) ||
 	    !req->head.keep_alive || c->hs->draining)
 		c->close = 1;
-	out = bufferevent_get_output(c->bev);
+	out = c->hs->answer;
 	answer_head(out, status, phrase, fields, nfields);
 	if (status >= 200 && status != 204 && status != 304)
 		evbuffer_add_printf(out, "Content-Length: %zu\r\n", len);
@@ -1052,10 +1119,7 @@ http_reply(struct http_request *req, int status, const char *phrase,
 	if (len > 0)
 		evbuffer_add(out, body, len);
 	request_free(req);
-	c->state = C_WRITING;
-	bufferevent_disable(c->bev, EV_READ);
-	/* A client that does not read its answer gets body_timeout to do so. */
-	conn_deadline(c, c->lim.body_timeout_ms);
+	answer_send(c);
 }
 
 /*
@@ -1148,8 +1212,10 @@ http_server_new(struct event_base *base, struct evconnlistener *lev,
 {
 	struct http_server *hs = calloc(1, sizeof(*hs));
 
-	if (hs == NULL)
+	if (hs == NULL || (hs->answer = evbuffer_new()) == NULL) {
+		free(hs);
 		return NULL;
+	}
 	hs->base = base;
 	hs->lev = lev;
 	hs->hooks = *hooks;
@@ -1187,6 +1253,7 @@ http_server_free(struct http_server *hs)
 		conn_free(TAILQ_FIRST(&hs->all));
 	if (hs->lev != NULL)
 		evconnlistener_free(hs->lev);
+	evbuffer_free(hs->answer);
 	free(hs);
 }
 
@@ -1211,8 +1278,18 @@ http_request_is(const struct http_request *req, const char *method)
 const char *
 http_request_header(const struct http_request *req, const char *name)
 {
+	size_t len;
+
+	return http_request_header_n(req, name, &len);
+}
+
+const char *
+http_request_header_n(const struct http_request *req, const char *name,
+    size_t *len)
+{
 	const struct http_str *v = http_head_find(&req->head, name);
 
+	*len = v ? v->len : 0;
 	return v ? v->p : NULL;
 }
 

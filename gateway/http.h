@@ -31,10 +31,12 @@
  * the head is complete (then 408), body_timeout from the head until the body is
  * complete (408), min_body_rate after body_rate_grace (408 as soon as the body
  * averages fewer bytes per second), idle_timeout between requests on a
- * kept-alive connection (closed silently).  Reading stops while a request is
- * pending (no pipelining).  The body buffer grows as bytes arrive (doubling,
- * capped at Content-Length or the body limit), so a declared length costs
- * nothing until it is sent.
+ * kept-alive connection (closed silently).  One request at a time (no
+ * pipelining): what arrives while one is pending waits unread in the input,
+ * bounded by HTTP_MAX_HEAD, and reading is not switched off and on per
+ * request.  The body buffer grows as bytes arrive (doubling, capped at
+ * Content-Length or the body limit), so a declared length costs nothing until
+ * it is sent.
  */
 #ifndef KAKIKOMI_HTTP_H
 #define KAKIKOMI_HTTP_H
@@ -168,6 +170,9 @@ const char		*http_request_path(const struct http_request *req);
 int			 http_request_is(const struct http_request *req, const char *method);
 /* The first header `name`, NUL-terminated, or NULL. */
 const char		*http_request_header(const struct http_request *req, const char *name);
+/* The same with its length, as the head parse measured it (*len 0 when absent). */
+const char		*http_request_header_n(const struct http_request *req, const char *name,
+			    size_t *len);
 void			 http_request_set_data(struct http_request *req, void *data);
 void			*http_request_data(const struct http_request *req);
 /* Caps the body; default 0 (any body is 413).  Chunked bodies are checked as

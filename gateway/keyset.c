@@ -35,51 +35,72 @@ struct keyset {
 	struct key	 keys[KEYSET_MAX_KEYS];
 };
 
-static int
-b64url_value(unsigned char c)
+/* base64url alphabet value of each byte, -1 outside it */
+static const signed char b64url_values[256] = {
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, 62, -1, -1,
+	52, 53, 54, 55, 56, 57, 58, 59, 60, 61, -1, -1, -1, -1, -1, -1,
+	-1,  0,  1,  2,  3,  4,  5,  6,  7,  8,  9, 10, 11, 12, 13, 14,
+	15, 16, 17, 18, 19, 20, 21, 22, 23, 24, 25, -1, -1, -1, -1, 63,
+	-1, 26, 27, 28, 29, 30, 31, 32, 33, 34, 35, 36, 37, 38, 39, 40,
+	41, 42, 43, 44, 45, 46, 47, 48, 49, 50, 51, -1, -1, -1, -1, -1,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+	-1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1, -1,
+};
+
+/* The n >= 2 characters at p (at most 4 read) into 24 bits, missing ones
+ * as zero; -1 when one is outside the alphabet. */
+static long
+b64url_quad(const unsigned char *p, size_t n)
 {
-	if (c >= 'A' && c <= 'Z')
-		return c - 'A';
-	if (c >= 'a' && c <= 'z')
-		return c - 'a' + 26;
-	if (c >= '0' && c <= '9')
-		return c - '0' + 52;
-	if (c == '-')
-		return 62;
-	if (c == '_')
-		return 63;
-	return -1;
+	int a = b64url_values[p[0]], b = b64url_values[p[1]];
+	int c = n > 2 ? b64url_values[p[2]] : 0, d = n > 3 ? b64url_values[p[3]] : 0;
+
+	if ((a | b | c | d) < 0)
+		return -1;
+	return (long)a << 18 | (long)b << 12 | (long)c << 6 | (long)d;
 }
 
+/* A table lookup per character, three bytes per four (on the token path of
+ * every request). */
 long
 keyset_b64url_decode(const char *in, size_t inlen, unsigned char *out,
     size_t outsz)
 {
-	uint32_t acc = 0;
-	size_t bits = 0, o = 0;
+	const unsigned char *p = (const unsigned char *)in;
+	size_t rest = inlen % 4, olen;
+	long v = 0;
 
 	/* 4n+1 characters can never be valid base64 */
-	if (inlen % 4 == 1 || inlen / 4 * 3 + 3 > (size_t)LONG_MAX)
+	if (rest == 1 || inlen / 4 * 3 + 3 > (size_t)LONG_MAX)
 		return -1;
-	for (size_t i = 0; i < inlen; i++) {
-		int v = b64url_value((unsigned char)in[i]);
-
-		if (v < 0)
+	olen = inlen / 4 * 3 + (rest == 0 ? 0 : rest - 1);
+	if (out != NULL && olen > outsz)
+		return -1;
+	for (size_t i = 0, o = 0; i < inlen; i += 4, o += 3) {
+		if ((v = b64url_quad(p + i, inlen - i)) < 0)
 			return -1;
-		acc = (acc << 6) | (uint32_t)v;
-		bits += 6;
-		if (bits >= 8) {
-			bits -= 8;
-			if (out != NULL && o == outsz)
-				return -1;
-			if (out != NULL)
-				out[o] = (unsigned char)(acc >> bits);
-			o++;
-			acc &= (1u << bits) - 1;
-		}
+		if (out == NULL)
+			continue;
+		out[o] = (unsigned char)(v >> 16);
+		if (o + 1 < olen)
+			out[o + 1] = (unsigned char)(v >> 8);
+		if (o + 2 < olen)
+			out[o + 2] = (unsigned char)v;
 	}
 	/* the 2 or 4 bits after the last byte: only all-zero is canonical */
-	return acc == 0 ? (long)o : -1;
+	if (rest == 2 && (v & 0xffff) != 0)
+		return -1;
+	if (rest == 3 && (v & 0xff) != 0)
+		return -1;
+	return (long)olen;
 }
 
 /* Decodes a base64url JSON string member into buf; strips leading zero bytes

@@ -166,6 +166,25 @@ lj_plain(uint8_t c)
 	return c >= 0x20 && c != '"' && c != '\\';
 }
 
+/*
+ * 1 when none of the 8 bytes at p needs a look of its own: each is below
+ * 0x80 and lj_plain().  Word-wide tests (no byte below 0x20, none equal to
+ * '"' or '\\', no high bit) with no false negatives: a byte they flag is
+ * looked at one by one.  Strings are most of a push's bytes.
+ */
+static int
+lj_plain8(const uint8_t *p)
+{
+	const uint64_t ones = 0x0101010101010101ULL, high = ones * 0x80;
+	uint64_t x, q, bs;
+
+	memcpy(&x, p, sizeof(x));
+	q = x ^ (ones * '"');
+	bs = x ^ (ones * '\\');
+	return ((((x - ones * 0x20) & ~x) | ((q - ones) & ~q) |
+	    ((bs - ones) & ~bs) | x) & high) == 0;
+}
+
 /* Appends (s, n), valid UTF-8, as a canonical JSON string. */
 static void
 lj_put_string(struct pb_buf *b, const uint8_t *s, size_t n)
@@ -321,7 +340,9 @@ lj_string(struct lj *j, struct pb_buf *b, int canon)
 	if (canon)
 		lj_put(b, "\"", 1);
 	for (;;) {
-		for (run = p; p < j->end && *p < 0x80 && lj_plain(*p); p++)
+		for (run = p; j->end - p >= 8 && lj_plain8(p); p += 8)
+			;
+		for (; p < j->end && *p < 0x80 && lj_plain(*p); p++)
 			;
 		lj_put(b, run, (size_t)(p - run));
 		j->p = p;
@@ -574,11 +595,10 @@ lj_metadata(struct lj *j)
 static int
 lj_timestamp(struct lj *j)
 {
-	const uint8_t	*p;
-	uint64_t	 v = 0, max = INT64_MAX, d;
+	const uint8_t	*p, *first;
+	uint64_t	 v = 0, max = INT64_MAX, d, lim;
 	size_t		 digits = 0;
 	int		 neg = 0;
-	char		 num[24], *q;
 
 	if (lj_peek(j) != '"')
 		return lj_fail(j, "a timestamp is not a string");
@@ -588,24 +608,24 @@ lj_timestamp(struct lj *j)
 		max++;
 		p++;
 	}
-	for (; p < j->end && *p >= '0' && *p <= '9'; p++, digits++) {
+	/* v * 10 + d > max exactly when v > lim, or v == lim and d > max % 10 */
+	lim = max / 10;
+	for (first = p; p < j->end && *p >= '0' && *p <= '9'; p++, digits++) {
 		d = *p - '0';
-		if (v > (max - d) / 10)
+		if (v > lim || (v == lim && d > max % 10))
 			return lj_fail(j, "a timestamp is out of int64 range");
 		v = v * 10 + d;
 	}
 	if (digits == 0 || p == j->end || *p != '"')
 		return lj_fail(j, "a timestamp is not decimal nanoseconds");
 	j->p = p + 1;
-	q = num + sizeof(num);
-	*--q = '"';
-	do {
-		*--q = (char)('0' + v % 10);
-	} while ((v /= 10) > 0);
-	if (neg && q[0] != '0')
-		*--q = '-';
-	*--q = '"';
-	lj_put(j->out, q, (size_t)(num + sizeof(num) - q));
+	/* v in decimal is its digits without leading zeros ("0" for zero;
+	 * -0 is 0) */
+	while (p - first > 1 && *first == '0')
+		first++;
+	lj_put(j->out, neg && v != 0 ? "\"-" : "\"", neg && v != 0 ? 2 : 1);
+	lj_put(j->out, first, (size_t)(p - first));
+	lj_put(j->out, "\"", 1);
 	return 0;
 }
 

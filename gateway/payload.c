@@ -15,6 +15,9 @@
 #include "payload.h"
 #include "promrw.h"
 
+/* At most 64 bytes of a header value, for "%.*s" in a reason. */
+#define HDR_SHOWN(h)	(int)((h).len > 64 ? 64 : (h).len), (h).p
+
 #define CT_PROTOBUF	"application/x-protobuf"
 #define CT_JSON		"application/json"
 #define CT_RW2		CT_PROTOBUF ";proto=" RW2_PROTO
@@ -123,7 +126,7 @@ refuse_codec(struct payload_result *res, int err, const char *errstr)
  * kakikomi's own lower-case name, which Prometheus and Loki compare exactly.
  */
 static int
-encoding_of(const char *h, struct payload_result *res)
+encoding_of(struct payload_hdr h, struct payload_result *res)
 {
 	static const char *const names[] = {
 		[ENC_SNAPPY] = "snappy", [ENC_GZIP] = "gzip",
@@ -132,11 +135,11 @@ encoding_of(const char *h, struct payload_result *res)
 	const char	*c, *errstr;
 	size_t		 n;
 
-	if (h == NULL)
+	if (h.p == NULL)
 		return ENC_NONE;
-	if (mediatype_coding(h, strlen(h), &c, &n, &errstr) == -1) {
-		refuse(res, 415, "media_type", "Content-Encoding %.64s: %s", h,
-		    errstr);
+	if (mediatype_coding(h.p, h.len, &c, &n, &errstr) == -1) {
+		refuse(res, 415, "media_type", "Content-Encoding %.*s: %s",
+		    HDR_SHOWN(h), errstr);
 		return -1;
 	}
 	if (c == NULL)
@@ -149,13 +152,13 @@ encoding_of(const char *h, struct payload_result *res)
 
 /* Parses a present Content-Type; -1 with res refused. */
 static int
-media_of(const char *h, struct mediatype *mt, struct payload_result *res)
+media_of(struct payload_hdr h, struct mediatype *mt, struct payload_result *res)
 {
 	const char	*errstr;
 
-	if (mediatype_parse(h, strlen(h), mt, &errstr) == -1) {
-		refuse(res, 415, "media_type", "Content-Type %.64s: %s", h,
-		    errstr);
+	if (mediatype_parse(h.p, h.len, mt, &errstr) == -1) {
+		refuse(res, 415, "media_type", "Content-Type %.*s: %s",
+		    HDR_SHOWN(h), errstr);
 		return -1;
 	}
 	return 0;
@@ -167,12 +170,12 @@ media_of(const char *h, struct mediatype *mt, struct payload_result *res)
  * Prometheus' parseProtoMsg validates it.
  */
 static int
-rw_message(const char *ct, struct payload_result *res)
+rw_message(struct payload_hdr ct, struct payload_result *res)
 {
 	struct mediatype		 mt;
 	const struct mediatype_param	*proto;
 
-	if (ct == NULL) {
+	if (ct.p == NULL) {
 		refuse(res, 415, "media_type", "remote write needs Content-Type "
 		    CT_PROTOBUF);
 		return -1;
@@ -180,8 +183,8 @@ rw_message(const char *ct, struct payload_result *res)
 	if (media_of(ct, &mt, res) == -1)
 		return -1;
 	if (!mediatype_is(&mt, "application", "x-protobuf")) {
-		refuse(res, 415, "media_type", "Content-Type %.64s is not "
-		    "supported for remote write; use " CT_PROTOBUF, ct);
+		refuse(res, 415, "media_type", "Content-Type %.*s is not "
+		    "supported for remote write; use " CT_PROTOBUF, HDR_SHOWN(ct));
 		return -1;
 	}
 	proto = mediatype_param(&mt, "proto");
@@ -246,7 +249,7 @@ outcome(struct payload_result *res, int rc, const char *reason,
 }
 
 static int
-metrics_check(const char *ct, const char *ce, const uint8_t *body,
+metrics_check(struct payload_hdr ct, struct payload_hdr ce, const uint8_t *body,
     size_t len, const struct payload_rule *rule, struct payload_result *res)
 {
 	struct promrw_stats	 st;
@@ -259,8 +262,8 @@ metrics_check(const char *ct, const char *ce, const uint8_t *body,
 	if ((enc = encoding_of(ce, res)) == -1)
 		return res->status;
 	if (enc != ENC_NONE && enc != ENC_SNAPPY)
-		return refuse(res, 415, "media_type", "Content-Encoding %.64s "
-		    "is not supported for remote write; use snappy", ce);
+		return refuse(res, 415, "media_type", "Content-Encoding %.*s "
+		    "is not supported for remote write; use snappy", HDR_SHOWN(ce));
 	if ((v2 = rw_message(ct, res)) == -1)
 		return res->status;
 	if ((rc = snappy_scratch(body, len, rule, &dec, &declen, &errstr)) !=
@@ -292,12 +295,12 @@ metrics_check(const char *ct, const char *ce, const uint8_t *body,
  * canonical string.  1 for JSON, 0 for protobuf, -1 refused.
  */
 static int
-logs_format(const char *ct, int enc, struct payload_result *res)
+logs_format(struct payload_hdr ct, int enc, struct payload_result *res)
 {
 	struct mediatype		 mt;
 	const struct mediatype_param	*cs;
 
-	if (ct == NULL) {
+	if (ct.p == NULL) {
 		refuse(res, 400, "malformed", "a Loki push needs a "
 		    "Content-Type");
 		return -1;
@@ -307,21 +310,21 @@ logs_format(const char *ct, int enc, struct payload_result *res)
 	if (mediatype_is(&mt, "application", "x-protobuf")) {
 		if (mt.nparams == 0)
 			return 0;
-		refuse(res, 415, "media_type", "Content-Type %.64s: Loki "
-		    "protobuf takes no parameters", ct);
+		refuse(res, 415, "media_type", "Content-Type %.*s: Loki "
+		    "protobuf takes no parameters", HDR_SHOWN(ct));
 		return -1;
 	}
 	if (!mediatype_is(&mt, "application", "json")) {
-		refuse(res, 415, "media_type", "Content-Type %.64s is not "
+		refuse(res, 415, "media_type", "Content-Type %.*s is not "
 		    "supported for Loki push; use " CT_JSON " or " CT_PROTOBUF,
-		    ct);
+		    HDR_SHOWN(ct));
 		return -1;
 	}
 	cs = mediatype_param(&mt, "charset");
 	if (mt.nparams > (cs != NULL) ||
 	    (cs != NULL && !mediatype_value_is(cs, "utf-8", 1))) {
-		refuse(res, 415, "media_type", "Content-Type %.64s: Loki JSON "
-		    "takes only charset=utf-8", ct);
+		refuse(res, 415, "media_type", "Content-Type %.*s: Loki JSON "
+		    "takes only charset=utf-8", HDR_SHOWN(ct));
 		return -1;
 	}
 	if (enc == ENC_SNAPPY) {
@@ -390,7 +393,7 @@ logs_pb(const uint8_t *buf, size_t len, const struct payload_rule *rule,
 }
 
 static int
-logs_check(const char *ct, const char *ce, const uint8_t *body, size_t len,
+logs_check(struct payload_hdr ct, struct payload_hdr ce, const uint8_t *body, size_t len,
     const struct payload_rule *rule, struct payload_result *res)
 {
 	struct loki_stats	 st;
@@ -404,9 +407,9 @@ logs_check(const char *ct, const char *ce, const uint8_t *body, size_t len,
 	if ((enc = encoding_of(ce, res)) == -1)
 		return res->status;
 	if (enc == ENC_OTHER)
-		return refuse(res, 415, "media_type", "Content-Encoding %.64s "
+		return refuse(res, 415, "media_type", "Content-Encoding %.*s "
 		    "is not supported for Loki push; use gzip, deflate or "
-		    "snappy", ce);
+		    "snappy", HDR_SHOWN(ce));
 	if ((json = logs_format(ct, enc, res)) == -1)
 		return res->status;
 	if (logs_inflate((enum encoding)enc, body, len, rule, &dec, &declen,
@@ -438,6 +441,20 @@ logs_check(const char *ct, const char *ce, const uint8_t *body, size_t len,
 int
 payload_check(enum signal signal, const char *content_type,
     const char *content_encoding, const uint8_t *body, size_t len,
+    const struct payload_rule *rule, struct payload_result *res)
+{
+	struct payload_hdr ct = { content_type, 0 }, ce = { content_encoding, 0 };
+
+	if (ct.p != NULL)
+		ct.len = strlen(ct.p);
+	if (ce.p != NULL)
+		ce.len = strlen(ce.p);
+	return payload_check_n(signal, ct, ce, body, len, rule, res);
+}
+
+int
+payload_check_n(enum signal signal, struct payload_hdr content_type,
+    struct payload_hdr content_encoding, const uint8_t *body, size_t len,
     const struct payload_rule *rule, struct payload_result *res)
 {
 	memset(res, 0, sizeof(*res));

@@ -74,6 +74,18 @@ int	payload_check(enum signal signal, const char *content_type,
 	    const char *content_encoding, const uint8_t *body, size_t len,
 	    const struct payload_rule *rule, struct payload_result *res);
 
+/* A request header's value (NULL when absent) and its length. */
+struct payload_hdr {
+	const char	*p;
+	size_t		 len;
+};
+
+/* payload_check() with the lengths the head parse already knows (the
+ * server's call: no strlen over header values per request). */
+int	payload_check_n(enum signal signal, struct payload_hdr content_type,
+	    struct payload_hdr content_encoding, const uint8_t *body, size_t len,
+	    const struct payload_rule *rule, struct payload_result *res);
+
 /* Frees res->body if any. */
 void	payload_result_free(struct payload_result *res);
 

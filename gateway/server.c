@@ -501,13 +501,14 @@ wreq_body(struct wreq *r, const uint8_t *body, size_t len)
 		.site = r->site->name,
 		.max_decoded = r->cfg->limits.max_decoded_bytes,
 	};
+	struct payload_hdr ct, ce;
 	char labels[64];
 
 	snprintf(labels, sizeof(labels), "signal=\"%s\"", signal_name(r->signal));
 	metrics_counter_add("kakikomi_request_bytes_total", labels, (double)len);
-	if (payload_check(r->signal, http_request_header(r->req, "Content-Type"),
-	    http_request_header(r->req, "Content-Encoding"), body, len, &rule,
-	    &r->payload) != 0) {
+	ct.p = http_request_header_n(r->req, "Content-Type", &ct.len);
+	ce.p = http_request_header_n(r->req, "Content-Encoding", &ce.len);
+	if (payload_check_n(r->signal, ct, ce, body, len, &rule, &r->payload) != 0) {
 		count_refusal(r, r->payload.reject_reason ? r->payload.reject_reason : "body");
 		wreq_finish(r, r->payload.status, r->payload.reason, NULL);
 		return;
@@ -557,12 +558,14 @@ wreq_access(struct wreq *r)
 {
 	struct keyset *ks = jwks_current(r->w->srv->jwks);
 	struct access_identity id;
-	const char *why = NULL;
+	const char *why = NULL, *token;
 	char reason[200];
 	enum access_result res;
+	size_t len;
 
-	res = access_verify(r->w->srv->access, &r->cfg->access, ks,
-	    http_request_header(r->req, "Cf-Access-Jwt-Assertion"), time(NULL), &id, &why);
+	token = http_request_header_n(r->req, "Cf-Access-Jwt-Assertion", &len);
+	res = access_verify_n(r->w->srv->access, &r->cfg->access, ks, token, len,
+	    time(NULL), &id, &why);
 	if (ks)
 		keyset_unref(ks);
 	if (res == ACCESS_UNKNOWN_KID && jwks_request_refresh(r->w->srv->jwks)) {

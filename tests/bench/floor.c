@@ -26,19 +26,38 @@
  * streams, entries and lines; structured metadata dropped), so the JSON row
  * carries the protobuf row's content.
  *
+ *   floor [--calls N --only verify|cached|rsa] --access JWKS TOKENS
+ *
+ * access_verify() over the distinct tokens of TOKENS (one a line, as mint
+ * writes them; claims as mint's defaults) against the key set JWKS: "verify"
+ * sees each token once (a new token on every call: the full path, cache
+ * insert included, in a cache as big as the daemon's), "cached" verifies
+ * the first token again and again (the cache hit), "rsa" is one
+ * EVP_PKEY_verify of the first token's signature over its precomputed
+ * SHA-256 with a reused context (the RSA-2048 work alone).  Without --only:
+ * us per call of each.  N is capped at the number of tokens for "verify".
+ * Tokens are checked at time(NULL), so mint them within their ttl.
+ *
  * Test tool: start-up errors exit 1.
  */
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include <openssl/evp.h>
+#include <openssl/rsa.h>
+
+#include "access.h"
 #include "codec.h"
+#include "keyset.h"
 #include "labels.h"
 #include "payload.h"
 #include "pb.h"
 
 #define MAX_DECODED	(64ULL << 20)
+#define CACHE_ENTRIES	8192	/* the daemon's TOKEN_CACHE_ENTRIES */
 
 struct kind {
 	const char	*flag;
@@ -309,6 +328,153 @@ to_json(const char *path)
 	free(body);
 }
 
+/* The access configuration mint's tokens are made for (its defaults). */
+static char *bench_aud[] = {
+	"4714c1358e65fe4b408ad6d432a5f878f08194bdb4752441fd56faefa9b2b6f2" };
+static const struct access_conf bench_access = {
+	.team_domain = "example.cloudflareaccess.com",
+	.issuer = "https://example.cloudflareaccess.com",
+	.audiences = { bench_aud, 1 },
+	.leeway_s = 30,
+};
+
+struct tokens {
+	struct access	*a;
+	struct keyset	*ks;
+	char		**v;
+	size_t		 n, next;
+	EVP_PKEY_CTX	*rsa;		/* "rsa": verify context of the first token's key */
+	unsigned char	 digest[32];	/* SHA-256 of its signing input */
+	unsigned char	 sig[KEYSET_MAX_N_BYTES];
+	size_t		 siglen;
+};
+
+static void
+verify_one(struct tokens *t, const char *token)
+{
+	struct access_identity id;
+	const char *why;
+
+	if (access_verify(t->a, &bench_access, t->ks, token, time(NULL), &id, &why) != ACCESS_OK)
+		die("access_verify refused a token", why);
+}
+
+static void
+op_verify(const struct input *in, const void *arg)
+{
+	struct tokens *t = (struct tokens *)(uintptr_t)arg;
+
+	(void)in;
+	if (t->next == t->n)
+		die("out of distinct tokens", NULL);
+	verify_one(t, t->v[t->next++]);
+}
+
+static void
+op_cached(const struct input *in, const void *arg)
+{
+	(void)in;
+	verify_one((struct tokens *)(uintptr_t)arg, ((const struct tokens *)arg)->v[0]);
+}
+
+static void
+op_rsa(const struct input *in, const void *arg)
+{
+	const struct tokens *t = arg;
+
+	(void)in;
+	if (EVP_PKEY_verify(t->rsa, t->sig, t->siglen, t->digest, sizeof(t->digest)) != 1)
+		die("RSA verify failed", NULL);
+}
+
+/* The bare RSA verify of the first token: its key, digest and signature. */
+static void
+rsa_setup(struct tokens *t)
+{
+	const char *tok = t->v[0], *dot2 = strrchr(tok, '.');
+	char kid[KEYSET_MAX_KID + 1];
+	const char *k;
+	EVP_PKEY *pkey;
+	long n;
+
+	/* whichever key of the set verifies it: no JSON parsing here */
+	for (size_t i = 0; (k = keyset_kid(t->ks, i)) != NULL; i++) {
+		snprintf(kid, sizeof(kid), "%s", k);
+		if ((pkey = keyset_key(t->ks, kid)) == NULL)
+			continue;
+		if ((t->rsa = EVP_PKEY_CTX_new(pkey, NULL)) == NULL ||
+		    EVP_PKEY_verify_init(t->rsa) != 1 ||
+		    EVP_PKEY_CTX_set_rsa_padding(t->rsa, RSA_PKCS1_PADDING) != 1 ||
+		    EVP_PKEY_CTX_set_signature_md(t->rsa, EVP_sha256()) != 1)
+			die("cannot set up the RSA context", NULL);
+		if (dot2 == NULL || (n = keyset_b64url_decode(dot2 + 1, strlen(dot2 + 1),
+		    t->sig, sizeof(t->sig))) <= 0 ||
+		    EVP_Digest(tok, (size_t)(dot2 - tok), t->digest, NULL, EVP_sha256(), NULL) != 1)
+			die("malformed first token", NULL);
+		t->siglen = (size_t)n;
+		if (EVP_PKEY_verify(t->rsa, t->sig, t->siglen, t->digest, sizeof(t->digest)) == 1)
+			return;
+		EVP_PKEY_CTX_free(t->rsa);
+		t->rsa = NULL;
+	}
+	die("no key of the key set verifies the first token", NULL);
+}
+
+static void
+tokens_load(struct tokens *t, const char *jwks, const char *path)
+{
+	size_t len, cap = 0;
+	char *doc = (char *)read_file(jwks, &len), *all, *line, *save;
+	const char *err;
+
+	if ((t->ks = keyset_parse(doc, len, &err)) == NULL)
+		die("bad key set", err);
+	free(doc);
+	all = (char *)read_file(path, &len);
+	all[len] = '\0';
+	for (line = strtok_r(all, "\n", &save); line != NULL; line = strtok_r(NULL, "\n", &save)) {
+		if (t->n == cap && (t->v = realloc(t->v, (cap = cap ? 2 * cap : 1024) *
+		    sizeof(*t->v))) == NULL)
+			die("out of memory", NULL);
+		t->v[t->n++] = line;	/* views into `all`, kept until exit */
+	}
+	if (t->n == 0)
+		die("no tokens in", path);
+	if ((t->a = access_new(CACHE_ENTRIES)) == NULL)
+		die("out of memory", NULL);
+	rsa_setup(t);
+}
+
+static void
+measure_access(const char *jwks, const char *path)
+{
+	struct tokens t = { 0 };
+	double verify_us, cached_us, rsa_us, start;
+	size_t n0;
+
+	tokens_load(&t, jwks, path);
+	if (only_op != NULL) {
+		op_fn op = strcmp(only_op, "verify") == 0 ? op_verify :
+		    strcmp(only_op, "cached") == 0 ? op_cached : op_rsa;
+		unsigned long n = only_calls;
+
+		if (op == op_verify && n > t.n)
+			n = t.n;
+		for (unsigned long i = 0; i < n; i++)
+			op_only(op, NULL, &t);
+		return;
+	}
+	rsa_us = time_op(op_rsa, NULL, &t);
+	cached_us = time_op(op_cached, NULL, &t);
+	start = now_s();
+	n0 = t.next;
+	while (t.next < t.n && now_s() - start < seconds_per_measure)
+		op_verify(NULL, &t);
+	verify_us = (now_s() - start) * 1e6 / (double)(t.next - n0);
+	printf("{\"tokens\":\"%s\",\"token_bytes\":%zu,\"verify_us\":%.1f,\"cached_us\":%.2f,"
+	    "\"rsa_us\":%.1f}\n", path, strlen(t.v[0]), verify_us, cached_us, rsa_us);
+}
+
 static const struct kind *
 kind_of(const char *flag)
 {
@@ -334,6 +500,11 @@ main(int argc, char **argv)
 		}
 		if (strcmp(argv[i], "--to-json") == 0 && i + 1 < argc) {
 			to_json(argv[++i]);
+			continue;
+		}
+		if (strcmp(argv[i], "--access") == 0 && i + 2 < argc) {
+			measure_access(argv[i + 1], argv[i + 2]);
+			i += 2;
 			continue;
 		}
 		if (strcmp(argv[i], "--only") == 0 && i + 1 < argc) {
