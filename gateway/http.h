@@ -108,7 +108,7 @@ ssize_t	http_chunked_step(struct http_chunked *c, const char *buf, size_t len,
 
 /*
  * The capacity a body buffer of `cap` bytes grows to so that it holds `need`:
- * doubling from 4 KiB (n bytes cost fewer than 2n bytes of copies), never past
+ * doubling from 64 KiB (n bytes cost fewer than 2n bytes of copies), never past
  * `max` when max >= need.
  */
 size_t	http_body_cap(size_t cap, size_t need, size_t max);

@@ -501,9 +501,10 @@ test_body_cap(void **state)
 	}
 	assert_int_equal(cap, max);
 	assert_true(copies < 2 * max);
-	assert_int_equal(grows, 10);		/* 4 KiB, 8 KiB ... 1 MiB, then max */
-	assert_int_equal(http_body_cap(0, 1, 16u << 20), 4096);
-	assert_int_equal(http_body_cap(0, 10, 5), 4096);	/* max < need: not a cap */
+	assert_int_equal(grows, 6);		/* 64 KiB, 128 KiB ... 1 MiB, then max */
+	assert_int_equal(http_body_cap(0, 1, 16u << 20), 65536);
+	assert_int_equal(http_body_cap(0, 1, 41694), 41694);	/* a batch: one allocation */
+	assert_int_equal(http_body_cap(0, 10, 5), 65536);	/* max < need: not a cap */
 	assert_int_equal(http_body_cap(4096, 5000, 4500), 8192);
 	assert_int_equal(http_body_cap(4096, 4200, 4300), 4300);
 }
