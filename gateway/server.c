@@ -59,6 +59,9 @@ struct site_share {
 	struct site_share	*next;
 	size_t			 bytes;		/* atomic */
 	size_t			 requests;	/* atomic */
+	/* The accepted-write counters' label sets, formatted once per site. */
+	char			 site_label[300];
+	char			 site_signal_label[SIGNAL_COUNT][300];
 	char			 name[];
 };
 
@@ -76,6 +79,7 @@ struct server {
 	size_t		 conns;		/* atomic: client connections, every worker */
 	pthread_mutex_t	 share_lock;	/* taken once per request, to find its share */
 	struct site_share *shares;
+	char		 signal_label[SIGNAL_COUNT][32];	/* `signal="metrics"` */
 };
 
 /* One write request from head to answer. */
@@ -216,8 +220,8 @@ count_request(const struct wreq *r, int status)
 	snprintf(labels, sizeof(labels), "signal=\"%s\",site=\"%s\",status=\"%d\"",
 	    signal_name(r->signal), site, status);
 	metrics_counter_add("kakikomi_requests_total", labels, 1);
-	snprintf(labels, sizeof(labels), "signal=\"%s\"", signal_name(r->signal));
-	metrics_observe("kakikomi_request_duration_seconds", labels, since(&r->start));
+	metrics_observe("kakikomi_request_duration_seconds",
+	    r->w->srv->signal_label[r->signal], since(&r->start));
 }
 
 static void
@@ -234,23 +238,21 @@ count_refusal(const struct wreq *r, const char *why)
 static void
 count_accepted(const struct wreq *r)
 {
-	char labels[300], site[200];
 	const struct payload_result *p = &r->payload;
-	const char *sig = signal_name(r->signal);
+	const char *labels = r->share->site_signal_label[r->signal];
 
-	metrics_escape(site, sizeof(site), r->site->name);
-	snprintf(labels, sizeof(labels), "site=\"%s\",signal=\"%s\"", site, sig);
 	metrics_counter_add("kakikomi_series_total", labels, (double)p->series);
 	if (p->rewritten) {
 		metrics_counter_add("kakikomi_rewritten_series_total", labels, (double)p->rewritten);
 		status_note_rewritten(r->site->name, r->signal, p->rewritten);
 	}
 	metrics_gauge_set("kakikomi_site_last_write_timestamp_seconds", labels, (double)time(NULL));
-	snprintf(labels, sizeof(labels), "site=\"%s\"", site);
 	if (r->signal == SIGNAL_METRICS)
-		metrics_counter_add("kakikomi_samples_total", labels, (double)p->samples);
+		metrics_counter_add("kakikomi_samples_total", r->share->site_label,
+		    (double)p->samples);
 	else
-		metrics_counter_add("kakikomi_entries_total", labels, (double)p->entries);
+		metrics_counter_add("kakikomi_entries_total", r->share->site_label,
+		    (double)p->entries);
 }
 
 static void
@@ -289,12 +291,18 @@ site_share(struct server *srv, const char *site)
 {
 	struct site_share *s;
 	size_t len = strlen(site);
+	char esc[200];
 
 	pthread_mutex_lock(&srv->share_lock);
 	for (s = srv->shares; s != NULL && strcmp(s->name, site) != 0; s = s->next)
 		;
 	if (s == NULL && (s = calloc(1, sizeof(*s) + len + 1)) != NULL) {
 		memcpy(s->name, site, len + 1);
+		metrics_escape(esc, sizeof(esc), site);
+		snprintf(s->site_label, sizeof(s->site_label), "site=\"%s\"", esc);
+		for (int i = 0; i < SIGNAL_COUNT; i++)
+			snprintf(s->site_signal_label[i], sizeof(s->site_signal_label[i]),
+			    "site=\"%s\",signal=\"%s\"", esc, signal_name((enum signal)i));
 		s->next = srv->shares;
 		srv->shares = s;
 	}
@@ -502,10 +510,9 @@ wreq_body(struct wreq *r, const uint8_t *body, size_t len)
 		.max_decoded = r->cfg->limits.max_decoded_bytes,
 	};
 	struct payload_hdr ct, ce;
-	char labels[64];
 
-	snprintf(labels, sizeof(labels), "signal=\"%s\"", signal_name(r->signal));
-	metrics_counter_add("kakikomi_request_bytes_total", labels, (double)len);
+	metrics_counter_add("kakikomi_request_bytes_total", r->w->srv->signal_label[r->signal],
+	    (double)len);
 	ct.p = http_request_header_n(r->req, "Content-Type", &ct.len);
 	ce.p = http_request_header_n(r->req, "Content-Encoding", &ce.len);
 	if (payload_check_n(r->signal, ct, ce, body, len, &rule, &r->payload) != 0) {
@@ -917,6 +924,9 @@ server_new(struct config *cfg, struct jwks *jwks, struct access *access)
 	srv->cfg_gen = 1;	/* workers start at 0: they take it on first use */
 	srv->jwks = jwks;
 	srv->access = access;
+	for (int i = 0; i < SIGNAL_COUNT; i++)
+		snprintf(srv->signal_label[i], sizeof(srv->signal_label[i]), "signal=\"%s\"",
+		    signal_name((enum signal)i));
 	srv->nworkers = cfg->workers ? cfg->workers : (cores > 0 ? (size_t)cores : 1);
 	if (srv->nworkers > MAX_WORKERS)
 		srv->nworkers = MAX_WORKERS;
