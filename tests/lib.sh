@@ -289,20 +289,21 @@ use_edge_keys() {
 	sed -i "s|certs_url: .*|certs_url: https://$CFA_TLS/cdn-cgi/access/certs\n  certs_ca_file: $T_TMP/tls/ca.pem|" "$1"
 }
 
-# site_prometheus_config FILE SELF_PORT [INTERVAL]: a site Prometheus that
-# scrapes itself and remote-writes through the edge as $T_TOKEN_CN, with
-# provider="tokyo" as external label and short retry backoff.
+# site_prometheus_config FILE SELF_PORT [INTERVAL] [PROVIDER] [ID] [SECRET]: a
+# site Prometheus that scrapes itself and remote-writes through the edge as
+# service token ID (default $T_TOKEN_CN), with provider=PROVIDER (tokyo) as
+# external label and short retry backoff.
 site_prometheus_config() {
 	cat > "$1" <<YML
 global:
   scrape_interval: ${3:-2s}
-  external_labels: { provider: tokyo }
+  external_labels: { provider: ${4:-tokyo} }
 scrape_configs:
   - job_name: site
     static_configs: [ { targets: [ "127.0.0.1:$2" ] } ]
 remote_write:
   - url: http://$CFA_EDGE/api/v1/write
-    basic_auth: { username: "$T_TOKEN_CN", password: "$T_SECRET" }
+    basic_auth: { username: "${5:-$T_TOKEN_CN}", password: "${6:-$T_SECRET}" }
     queue_config: { batch_send_deadline: 1s, min_backoff: 100ms, max_backoff: 1s }
 YML
 }
@@ -461,8 +462,7 @@ start_prometheus_with() {
 # remote write 2.0 (Prometheus >= 3.0) with the native histograms it holds
 # (off by default), with PROVIDER as external label.
 rw2_site_config() {
-	site_prometheus_config "$1" "$2" 1s
-	sed -i "s/external_labels: { provider: tokyo }/external_labels: { provider: $3 }/" "$1"
+	site_prometheus_config "$1" "$2" 1s "$3"
 	printf '    protobuf_message: io.prometheus.write.v2.Request\n    send_native_histograms: true\n' >> "$1"
 }
 

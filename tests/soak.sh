@@ -56,18 +56,7 @@ start_kakikomi "$T_TMP/kk/kakikomi.yml" "$KM" || tap_bail "kakikomi did not star
 declare -A SPORT
 for s in $SITES; do
 	SPORT[$s]=$(free_port)
-	cat > "$T_TMP/site-$s.yml" <<YML
-global:
-  scrape_interval: 1s
-  external_labels: { provider: $s }
-scrape_configs:
-  - job_name: site
-    static_configs: [ { targets: [ "127.0.0.1:${SPORT[$s]}" ] } ]
-remote_write:
-  - url: http://$CFA_EDGE/api/v1/write
-    basic_auth: { username: "${CN[$s]}", password: "${SECRET[$s]}" }
-    queue_config: { batch_send_deadline: 1s, min_backoff: 100ms, max_backoff: 1s }
-YML
+	site_prometheus_config "$T_TMP/site-$s.yml" "${SPORT[$s]}" 1s "$s" "${CN[$s]}" "${SECRET[$s]}"
 	start_prometheus "site-$s" "${SPORT[$s]}" "$T_TMP/site-$s.yml" ||
 	    tap_bail "site Prometheus $s did not start"
 done
